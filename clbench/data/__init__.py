@@ -1,0 +1,1 @@
+"""Data sources, in-memory datasets and the device batch path."""

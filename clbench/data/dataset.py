@@ -1,0 +1,78 @@
+"""In-memory datasets: what every data source returns.
+
+Images stay uint8 ``[N, C, H, W]`` until a batch is formed on the training device; vector data
+(e.g. synthetic Gaussian clusters) is float32 ``[N, D]``. Normalisation statistics travel with the
+data so the batch former can normalise on the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split (train or test) of a dataset, fully in memory."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    domain: torch.Tensor | None = None  # per-sample domain id for multi-dataset sources
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
+        if self.y.dtype != torch.int64:
+            raise ValueError(f"labels must be int64, got {self.y.dtype}")
+        if self.domain is not None and self.domain.shape[0] != self.y.shape[0]:
+            raise ValueError("domain ids must have one entry per sample")
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class InMemoryDataset:
+    """A dataset loaded into memory with its metadata and a content checksum."""
+
+    name: str
+    train: Split
+    test: Split
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]  # per-channel (or per-feature broadcast) mean after scaling to [0, 1]
+    std: tuple[float, ...]
+    domain_names: tuple[str, ...] | None = None
+    checksum: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.train.x.shape[1:] != self.test.x.shape[1:]:
+            raise ValueError("train and test inputs must have the same shape")
+        if not self.checksum:
+            object.__setattr__(self, "checksum", content_checksum(self))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return self.train.x.dtype == torch.uint8
+
+
+def content_checksum(dataset: InMemoryDataset) -> str:
+    """SHA-256 over the raw bytes of inputs and labels of both splits (first 16 hex chars)."""
+    digest = hashlib.sha256()
+    for split in (dataset.train, dataset.test):
+        for tensor in (split.x, split.y, split.domain):
+            if tensor is not None:
+                digest.update(str(tuple(tensor.shape)).encode())
+                digest.update(str(tensor.dtype).encode())
+                digest.update(tensor.contiguous().numpy().tobytes())
+    digest.update("|".join(dataset.class_names).encode())
+    return digest.hexdigest()[:16]

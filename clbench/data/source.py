@@ -1,0 +1,50 @@
+"""Base class of data sources and the data-root convention."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from clbench.data.dataset import InMemoryDataset
+
+DATA_ROOT_ENV = "CLBENCH_DATA"
+
+
+def resolve_data_root(root: str | os.PathLike[str] | None) -> Path:
+    """The data root: the explicit value, else ``$CLBENCH_DATA``, else ``./data``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV)
+    return Path(env).expanduser() if env else Path("data")
+
+
+class DataSource(ABC):
+    """Loads one dataset into memory.
+
+    Subclasses declare a nested pydantic ``Config`` with their parameters and register with
+    ``@DATASETS.register("name")``. ``check_available`` must raise `DataNotFoundError` naming the
+    expected path and the fix when files are missing and ``download`` is off, so a run fails
+    before any training.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    needs_files: ClassVar[bool] = False
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: BaseModel, root: Path, download: bool = False) -> None:
+        self.config = config
+        self.root = root
+        self.download = download
+
+    def check_available(self) -> None:  # noqa: B027 - optional hook, default: always available
+        """Raise `DataNotFoundError` if the data cannot be loaded; default: always available."""
+
+    @abstractmethod
+    def load(self) -> InMemoryDataset:
+        """Return the whole dataset in memory."""

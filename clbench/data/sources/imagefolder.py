@@ -1,0 +1,153 @@
+"""`imagefolder`: your own images in a ``class_name/image`` tree, like torchvision's ImageFolder.
+
+Decoded once with PIL into one uint8 tensor, so the rest of clbench treats it like any other
+in-memory dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from clbench.data.dataset import InMemoryDataset, Split
+from clbench.data.source import DataSource
+from clbench.data.sources._common import CorruptDataError, channel_stats, stratified_split
+from clbench.errors import DataNotFoundError
+from clbench.registry import DATASETS
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+def _class_images(folder: Path) -> dict[str, list[Path]]:
+    """Class name -> sorted image files below it, for each subfolder holding at least one image."""
+    classes: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = sorted(
+            p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        if images:
+            classes[sub.name] = images
+    return classes
+
+
+@DATASETS.register("imagefolder")
+class ImageFolder(DataSource):
+    """Images in ``path/<class>/...`` (or ``path/train/<class>``, ``path/test/<class>``).
+
+    Classes are the sorted names of the class folders (0, 1, ... in that order). Every image is
+    converted to ``channels`` and resized (bilinear) to ``image_size`` x ``image_size``, or, by
+    default, to the size of the first image, so the data fits in one tensor. Without ``train/`` and
+    ``test/`` subfolders a stratified split is drawn from ``split_seed``.
+    """
+
+    class Config(DataSource.Config):
+        path: str = Field(
+            description="Folder of class subfolders; a relative path resolves against the data "
+            "root."
+        )
+        image_size: int | None = Field(
+            None, ge=1, description="Side of the square output images; None: first image's size."
+        )
+        channels: Literal[1, 3] = Field(3, description="1 (greyscale) or 3 (RGB).")
+        test_fraction: float = Field(
+            0.2,
+            gt=0.0,
+            lt=1.0,
+            description="Fraction of every class held out when there is no train/test subfolder.",
+        )
+        split_seed: int = Field(0, description="Seed of the stratified train/test split.")
+
+    needs_files: ClassVar[bool] = True
+    summary: ClassVar[str] = "Your own images in a class-per-folder tree (decoded with PIL)."
+    config: Config
+
+    @property
+    def path(self) -> Path:
+        return self.root / Path(self.config.path).expanduser()  # an absolute path wins
+
+    def check_available(self) -> None:
+        path = self.path
+        if not path.is_dir():
+            raise DataNotFoundError(
+                f"imagefolder: {path} is not a folder; set data.path to a folder of class "
+                "subfolders (relative paths resolve against data.root / CLBENCH_DATA)"
+            )
+        folders = [path / "train", path / "test"] if self._has_splits() else [path]
+        for folder in folders:
+            if not _class_images(folder):
+                raise DataNotFoundError(
+                    f"imagefolder: {folder} has no class subfolders with images "
+                    f"({', '.join(sorted(IMAGE_SUFFIXES))}); expected {folder}/<class>/<image>"
+                )
+
+    def _has_splits(self) -> bool:
+        return (self.path / "train").is_dir() and (self.path / "test").is_dir()
+
+    def load(self) -> InMemoryDataset:
+        self.check_available()
+        cfg = self.config
+        if self._has_splits():
+            train_files = _class_images(self.path / "train")
+            test_files = _class_images(self.path / "test")
+        else:
+            train_files, test_files = _class_images(self.path), {}
+        class_names = tuple(sorted(set(train_files) | set(test_files)))
+        label_of = {name: label for label, name in enumerate(class_names)}
+        first = next(iter(train_files.values()))[0]
+        size = (cfg.image_size, cfg.image_size) if cfg.image_size else self._size_of(first)
+
+        def decode(files: dict[str, list[Path]]) -> Split:
+            items = [(path, label_of[name]) for name, paths in files.items() for path in paths]
+            x = np.empty((len(items), cfg.channels, *size), dtype=np.uint8)
+            for i, (path, _) in enumerate(items):
+                x[i] = self._decode(path, size)
+            y = np.array([label for _, label in items], dtype=np.int64)
+            return Split(torch.from_numpy(x), torch.from_numpy(y))
+
+        train, test = decode(train_files), decode(test_files)
+        if not test_files:
+            full = train
+            train_idx, test_idx = (
+                torch.from_numpy(idx)
+                for idx in stratified_split(full.y.numpy(), cfg.test_fraction, cfg.split_seed)
+            )
+            train = Split(full.x[train_idx], full.y[train_idx])
+            test = Split(full.x[test_idx], full.y[test_idx])
+        mean, std = channel_stats(train.x)
+        return InMemoryDataset(
+            name="imagefolder",
+            train=train,
+            test=test,
+            class_names=class_names,
+            mean=mean,
+            std=std,
+        )
+
+    @staticmethod
+    def _size_of(path: Path) -> tuple[int, int]:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, ValueError) as exc:
+            raise CorruptDataError(path, f"is not a readable image ({exc})") from exc
+        return height, width
+
+    def _decode(self, path: Path, size: tuple[int, int]) -> np.ndarray:
+        """One image as uint8 ``[C, H, W]`` with the configured channels and size."""
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                converted = image.convert("L" if self.config.channels == 1 else "RGB")
+            if converted.size != (size[1], size[0]):
+                converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(converted, dtype=np.uint8)
+        except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+            raise CorruptDataError(path, f"is not a readable image ({exc})") from exc
+        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -1,0 +1,235 @@
+"""Runs one experiment: validate everything, then train with continual evaluation.
+
+`prepare` does all the checking (config, data files, scenario fit, strategy capabilities, model
+weights) and loads the data without touching the output folder, so bad input fails before any work
+and leaves nothing behind. `Experiment.run` then trains phase by phase, evaluating every seen task
+after every ``eval.every`` updates, and returns the records and timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from clbench.config import RunConfig, component, config_hash
+from clbench.data.batches import PhaseBatches
+from clbench.data.dataset import InMemoryDataset
+from clbench.data.source import resolve_data_root
+from clbench.data.stream import StreamData
+from clbench.engine.evaluator import ContinualEvaluator
+from clbench.engine.records import RecordLog
+from clbench.engine.seeding import derived_seeds, seed_globals
+from clbench.errors import ConfigError, IncompatibleError
+from clbench.plan import ScenarioPlan
+from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES
+from clbench.strategy import OptimizerSettings, Strategy, StrategyContext
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError("device", name, "auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, "auto or cpu (no CUDA device is available)")
+    return device
+
+
+@dataclass
+class Prepared:
+    """A validated experiment, ready to run."""
+
+    config: RunConfig
+    dataset: InMemoryDataset
+    plan: ScenarioPlan
+    device: torch.device
+    seeds: dict[str, int]
+    run_id: str
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Check everything that can be checked and load the data; never writes anything."""
+    device = resolve_device(config.device)
+    seeds = derived_seeds(config.seed)
+    strategy_cls = STRATEGIES.get(config.strategy["name"])
+    model_name, model_params = component(config, "model")
+    model_builder = MODELS.get(model_name)(model_params)
+    model_builder.check()
+    if strategy_cls.capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
+        raise ConfigError(
+            "model.pretrained", None, f"{strategy_cls.registered_name} needs pretrained weights"
+        )
+
+    data_name, data_params = component(config, "data")
+    source = DATASETS.get(data_name)(
+        data_params, resolve_data_root(config.data.get("root")), bool(config.data.get("download"))
+    )
+    source.check_available()
+    dataset = source.load()
+
+    scenario_name, scenario_params = component(config, "scenario")
+    plan = SCENARIOS.get(scenario_name)(scenario_params).build(dataset, seeds["scenario"])
+    problems = strategy_cls.capabilities.problems_with(plan)
+    if problems:
+        raise IncompatibleError(
+            f"strategy {strategy_cls.registered_name!r} cannot run scenario {scenario_name!r}: "
+            + "; ".join(problems)
+        )
+    name = config.output.name or (
+        f"{config.strategy['name']}-{scenario_name}-{data_name}-s{config.seed}-{config_hash(config)}"
+    )
+    return Prepared(config, dataset, plan, device, seeds, name)
+
+
+@dataclass
+class Timing:
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    updates: int = 0
+    samples_seen: int = 0
+    phase_end_steps: list[int] = field(default_factory=list)
+
+
+class Experiment:
+    """Holds all run state (model, strategy, evaluator records, RNGs) for one prepared run."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        cfg = prepared.config
+        self.device = prepared.device
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        seed_globals(prepared.seeds["model"])
+        model_name, model_params = component(cfg, "model")
+        self.model = (
+            MODELS.get(model_name)(model_params)
+            .build(prepared.dataset.input_shape, prepared.plan.num_outputs)
+            .to(self.device)
+        )
+        self.data = StreamData(prepared.dataset, prepared.plan, self.device)
+        strategy_name, strategy_params = component(cfg, "strategy")
+        self.strategy: Strategy = STRATEGIES.get(strategy_name)(strategy_params)
+        t = cfg.train
+        self.strategy.setup(
+            StrategyContext(
+                model=self.model,
+                data=self.data,
+                plan=prepared.plan,
+                device=self.device,
+                optimizer=OptimizerSettings(t.optimizer, t.lr, t.momentum, t.weight_decay),
+                batch_size=t.batch_size,
+                generator=torch.Generator().manual_seed(prepared.seeds["strategy"]),
+            )
+        )
+        self.data_generator = torch.Generator().manual_seed(prepared.seeds["data_order"])
+        self.log = RecordLog()
+        self.evaluator = ContinualEvaluator(
+            self.data,
+            self.model,
+            self.strategy.predict,
+            self.log,
+            subset_size=cfg.eval.subset_size,
+            stratified=cfg.eval.subset_sampling == "stratified",
+            batch_size=cfg.eval.batch_size,
+            seed=prepared.seeds["eval_subsets"],
+            autocast=self._autocast,
+        )
+        self.timing = Timing()
+        self.train_losses: list[torch.Tensor] = []
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.prepared.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _timed_eval(self, evaluate: Callable[..., None], *args: Any) -> None:
+        self._sync()
+        start = time.perf_counter()
+        evaluate(*args)
+        self._sync()
+        self.timing.eval_s += time.perf_counter() - start
+
+    def total_updates(self) -> int:
+        t = self.prepared.config.train
+        return sum(
+            len(
+                PhaseBatches(
+                    self.strategy.training_parts(k), t.batch_size, self.data_generator, t.drop_last
+                )
+            )
+            * t.epochs
+            for k in range(len(self.prepared.plan.phases))
+        )
+
+    def run(self, on_update: Callable[[int], None] | None = None) -> None:
+        """Train on every phase, evaluating as the ``eval`` config says; fills ``self.log``."""
+        cfg, plan = self.prepared.config, self.prepared.plan
+        ev = cfg.eval
+        evaluate_subsets, evaluate_full = (
+            self.evaluator.evaluate_subsets,
+            self.evaluator.evaluate_full,
+        )
+        step, seen_upto = 0, 0
+        first_task = plan.phases[0].current_task
+        self._timed_eval(evaluate_subsets, 0, 0, first_task, seen_upto)
+        if ev.track_forward:
+            self._timed_eval(evaluate_full, "init", 0, 0, first_task, list(range(plan.num_tasks)))
+        for k, phase in enumerate(plan.phases):
+            parts = self.strategy.training_parts(k)
+            current = phase.current_task
+            seen_upto = max([seen_upto, current, *(p.task for p in parts)])
+            batches = PhaseBatches(
+                parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
+            )
+            self.strategy.before_phase(k)
+            if ev.preupdate_every_task and k > 0:
+                self._timed_eval(evaluate_subsets, step, k, current, seen_upto)
+            phase_step, n_batches = 0, len(batches)
+            for epoch in range(cfg.train.epochs):
+                self._sync()
+                start = time.perf_counter()
+                for b, (index, task) in enumerate(batches.epoch()):
+                    batch = self.data.make_batch(index, task)
+                    with self._autocast():
+                        loss = self.strategy.observe(batch)
+                    self.train_losses.append(loss.detach())
+                    step += 1
+                    phase_step += 1
+                    self.timing.samples_seen += len(batch)
+                    counter = {"global": step, "per_phase": phase_step, "per_epoch": b + 1}
+                    last = epoch == cfg.train.epochs - 1 and b == n_batches - 1
+                    if counter[ev.counter] % ev.every == 0 or last:
+                        self._sync()
+                        self.timing.train_s += time.perf_counter() - start
+                        self._timed_eval(evaluate_subsets, step, k, current, seen_upto)
+                        start = time.perf_counter()
+                    if on_update is not None:
+                        on_update(step)
+                self._sync()
+                self.timing.train_s += time.perf_counter() - start
+            self.strategy.after_phase(k)
+            if ev.boundary_full_eval:
+                tasks = list(range(seen_upto + 1))
+                if ev.track_forward and seen_upto + 1 < plan.num_tasks:
+                    tasks.append(seen_upto + 1)
+                self._timed_eval(evaluate_full, "full", step, k, current, tasks)
+            self.log.flush()
+            self.timing.phase_end_steps.append(step)
+        self.timing.updates = step
+
+    def train_loss_frame(self) -> pd.DataFrame:
+
+        losses = torch.stack(self.train_losses).float().cpu().tolist() if self.train_losses else []
+        return pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses})

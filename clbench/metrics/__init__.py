@@ -1,0 +1,89 @@
+"""Metrics of continual-evaluation records: pure functions of the record frame, no torch.
+
+See the continual-evaluation spec §2 for every definition and §8 for the options.
+"""
+
+from clbench.metrics.classic import (
+    AvgAccWeighting,
+    ForgettingReference,
+    average_incremental_accuracy,
+    backward_transfer,
+    final_accuracy,
+    forgetting,
+    forward_transfer,
+    per_task_final_accuracy,
+)
+from clbench.metrics.lca import LcaMode, learning_curve_area
+from clbench.metrics.records import (
+    INT_COLUMNS,
+    KINDS,
+    REQUIRED_COLUMNS,
+    RecordArrays,
+    accuracy_curve,
+    accuracy_matrix,
+    phase_end_steps,
+    record_arrays,
+    validate_records,
+)
+from clbench.metrics.stability import (
+    Gap,
+    gap_analysis,
+    gap_depth,
+    min_acc,
+    per_task_minima,
+    recovery_time,
+    stability_curves,
+    wc_acc,
+)
+from clbench.metrics.summary import MetricOptions, compute_metrics, curves
+from clbench.metrics.windowed import (
+    WfTasks,
+    WpMode,
+    max_window_decrease,
+    max_window_increase,
+    windowed_forgetting,
+    windowed_forgetting_per_task,
+    windowed_plasticity,
+    windowed_plasticity_per_task,
+)
+
+__all__ = [
+    "INT_COLUMNS",
+    "KINDS",
+    "REQUIRED_COLUMNS",
+    "AvgAccWeighting",
+    "ForgettingReference",
+    "Gap",
+    "LcaMode",
+    "MetricOptions",
+    "RecordArrays",
+    "WfTasks",
+    "WpMode",
+    "accuracy_curve",
+    "accuracy_matrix",
+    "average_incremental_accuracy",
+    "backward_transfer",
+    "compute_metrics",
+    "curves",
+    "final_accuracy",
+    "forgetting",
+    "forward_transfer",
+    "gap_analysis",
+    "gap_depth",
+    "learning_curve_area",
+    "max_window_decrease",
+    "max_window_increase",
+    "min_acc",
+    "per_task_final_accuracy",
+    "per_task_minima",
+    "phase_end_steps",
+    "record_arrays",
+    "recovery_time",
+    "stability_curves",
+    "validate_records",
+    "wc_acc",
+    "windowed_forgetting",
+    "windowed_forgetting_per_task",
+    "windowed_plasticity",
+    "windowed_plasticity_per_task",
+]

@@ -1,0 +1,98 @@
+"""Base classes of models: a `ModelBuilder` (config -> network) and the `ContinualModel` it builds.
+
+Every model is a backbone producing a flat feature vector plus one linear ``head`` over all
+outputs. Strategies rely on exactly this split: replay/distillation methods use ``forward``,
+SLCA trains ``backbone`` and ``head`` with different learning rates and fits class statistics on
+``features``, FPF finetunes BatchNorm layers and ``head``. Task-incremental logit masking is done
+by the engine, so models are plain single-head networks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from clbench.errors import IncompatibleError
+
+
+class ContinualModel(nn.Module):
+    """A backbone (input -> ``[B, feature_dim]``) followed by a linear ``head``.
+
+    Subclasses that preprocess inputs (resizing, channel repetition) override `features`; the
+    head is looked up at call time, so a strategy may replace ``model.head`` with another
+    module of the same input size.
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_outputs: int) -> None:
+        super().__init__()
+        if num_outputs < 1:
+            raise ValueError(f"num_outputs must be >= 1, got {num_outputs}")
+        self.backbone = backbone
+        self._feature_dim = int(feature_dim)
+        self.head: nn.Linear = nn.Linear(self._feature_dim, num_outputs)
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of the penultimate representation returned by `features`."""
+        return self._feature_dim
+
+    @property
+    def num_outputs(self) -> int:
+        """Number of logits (``head.out_features``)."""
+        return self.head.out_features
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate representation, shape ``[B, feature_dim]``."""
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits, shape ``[B, num_outputs]``."""
+        return self.head(self.features(x))
+
+
+class ModelBuilder(ABC):
+    """Builds a `ContinualModel` from a validated config.
+
+    Subclasses register with ``@MODELS.register("name")`` and declare a nested pydantic
+    ``Config`` (``extra="forbid"``) whose fields are the model's parameters. `check` validates
+    everything that can fail without knowing the data (unknown backbone name, missing weights
+    file) and raises `clbench.errors.ConfigError` naming ``<field_prefix>.<param>``; the harness
+    calls it before any training. `build` raises `clbench.errors.IncompatibleError` when the
+    input shape does not fit the architecture.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: BaseModel, field_prefix: str = "model") -> None:
+        self.config = config
+        # Prefix of the config section, so errors name the field as the user wrote it.
+        self.field_prefix = field_prefix
+
+    def field(self, name: str) -> str:
+        """Full config path of parameter ``name`` (e.g. ``model.pretrained``)."""
+        return f"{self.field_prefix}.{name}"
+
+    def check(self) -> None:  # noqa: B027 - optional hook, default: nothing can fail
+        """Raise `ConfigError` if the config cannot be built; default: always buildable."""
+
+    @abstractmethod
+    def build(self, input_shape: tuple[int, ...], num_outputs: int) -> ContinualModel:
+        """Return a freshly initialised model for inputs of ``input_shape`` (no batch dim)."""
+
+
+def image_shape(input_shape: tuple[int, ...], model_name: str) -> tuple[int, int, int]:
+    """``(C, H, W)`` of an image input shape, or `IncompatibleError` for other shapes."""
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise IncompatibleError(
+            f"model {model_name!r} needs image inputs of shape (C, H, W), got {tuple(input_shape)};"
+            " use the 'mlp' model for vector inputs"
+        )
+    c, h, w = input_shape
+    return int(c), int(h), int(w)

@@ -1,0 +1,55 @@
+"""Multi-layer perceptron over flattened inputs (the stability-gap MNIST network)."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field, field_validator
+from torch import nn
+
+from clbench.models.base import ContinualModel, ModelBuilder
+from clbench.registry import MODELS
+
+
+@MODELS.register("mlp")
+class MLP(ModelBuilder):
+    """Flatten -> [Linear -> (BatchNorm) -> ReLU -> (Dropout)] per hidden layer -> linear head.
+
+    The default is the MNIST network of De Lange et al. (ICLR 2023), official code
+    ``src/model.py::MLPfeat``: 784 -> 400 -> ReLU -> 400 -> ReLU, then ``Linear(400, n)``
+    (specs/continual-evaluation.md §4.2). The features are the last hidden layer's activations.
+    """
+
+    summary = "MLP on flattened inputs (default 400-400, the stability-gap MNIST net)"
+
+    class Config(ModelBuilder.Config):
+        hidden_sizes: list[int] = Field(
+            default_factory=lambda: [400, 400],
+            description="hidden widths, [] = linear model (stability-gap spec §4.2: 400, 400)",
+        )
+        batch_norm: bool = Field(False, description="BatchNorm1d after each hidden linear layer")
+        dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden ReLU")
+
+        @field_validator("hidden_sizes")
+        @classmethod
+        def _positive(cls, sizes: list[int]) -> list[int]:
+            if any(s < 1 for s in sizes):
+                raise ValueError("every hidden size must be >= 1")
+            return sizes
+
+    config: Config
+
+    def build(self, input_shape: tuple[int, ...], num_outputs: int) -> ContinualModel:
+        """MLP over ``prod(input_shape)`` inputs with ``num_outputs`` logits."""
+        cfg = self.config
+        width = math.prod(input_shape)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for size in cfg.hidden_sizes:
+            layers.append(nn.Linear(width, size))
+            if cfg.batch_norm:
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(nn.ReLU(inplace=True))
+            if cfg.dropout > 0:
+                layers.append(nn.Dropout(cfg.dropout))
+            width = size
+        return ContinualModel(nn.Sequential(*layers), width, num_outputs)

@@ -1,0 +1,118 @@
+"""Name -> component registries (datasets, scenarios, models, strategies).
+
+Built-in components live in top-level packages (`scenarios/`, `strategies/`) and in
+`clbench.data` / `clbench.models`; they register themselves with a decorator when their module is
+imported. Registries import those packages lazily on first lookup, so `clbench --help` stays fast.
+Third-party packages add components through the entry-point group named by the registry
+(e.g. ``clbench.strategies``), whose objects are imported on first lookup as well.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from clbench.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A lazily populated mapping from names to components.
+
+    Each component is a class with a nested pydantic ``Config`` model describing its parameters.
+    """
+
+    def __init__(
+        self, kind: str, builtin_packages: tuple[str, ...], entry_point_group: str
+    ) -> None:
+        self.kind = kind
+        self._builtin_packages = builtin_packages
+        self._entry_point_group = entry_point_group
+        self._items: dict[str, type[T]] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator registering ``cls`` under ``name``."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            existing = self._items.get(name)
+            if existing is not None and existing is not cls:
+                raise ValueError(f"{self.kind} {name!r} is registered twice ({existing} and {cls})")
+            cls.registered_name = name  # type: ignore[attr-defined]
+            self._items[name] = cls
+            return cls
+
+        return decorator
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for package_name in self._builtin_packages:
+            package = importlib.import_module(package_name)
+            for module in pkgutil.iter_modules(package.__path__):
+                if not module.name.startswith("_"):
+                    importlib.import_module(f"{package_name}.{module.name}")
+        for ep in entry_points(group=self._entry_point_group):
+            ep.load()
+
+    def get(self, name: str, field: str | None = None) -> type[T]:
+        """Return the component registered under ``name`` or raise a `ConfigError`."""
+        self._load()
+        if name not in self._items:
+            raise ConfigError(field or f"{self.kind}.name", name, self._items.keys())
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, type[T]]]:
+        self._load()
+        return iter(sorted(self._items.items()))
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._items
+
+
+def validate_params(config_cls: type[BaseModel], params: dict[str, Any], prefix: str) -> BaseModel:
+    """Validate ``params`` against ``config_cls``; raise `ConfigError` naming ``prefix.field``."""
+    try:
+        return config_cls.model_validate(params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        field = f"{prefix}.{loc}" if loc else prefix
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(config_cls.model_fields)) or "(no parameters)"
+            raise ConfigError(field, err.get("input"), f"known parameters are {allowed}") from None
+        raise ConfigError(
+            field, err.get("input"), err["msg"].removeprefix("Value error, ")
+        ) from None
+
+
+def describe_params(config_cls: type[BaseModel]) -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, description) for each parameter of a component config."""
+    rows = []
+    for name, info in config_cls.model_fields.items():
+        annotation = (
+            str(info.annotation) if get_origin(info.annotation) else info.annotation.__name__
+        )
+        default = (
+            "(required)" if info.is_required() else info.get_default(call_default_factory=True)
+        )
+        rows.append((name, annotation.replace("typing.", ""), default, info.description or ""))
+    return rows
+
+
+DATASETS: Registry[Any] = Registry("data", ("clbench.data.sources",), "clbench.datasets")
+SCENARIOS: Registry[Any] = Registry("scenario", ("scenarios",), "clbench.scenarios")
+MODELS: Registry[Any] = Registry("model", ("clbench.models",), "clbench.models")
+STRATEGIES: Registry[Any] = Registry("strategy", ("strategies",), "clbench.strategies")

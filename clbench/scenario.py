@@ -1,0 +1,38 @@
+"""Base class of scenario generators (one file per family lives in the top-level `scenarios/`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from clbench.data.dataset import InMemoryDataset
+from clbench.plan import ScenarioPlan, Setting
+
+
+class ScenarioBuilder(ABC):
+    """Turns a dataset into a `ScenarioPlan`, deterministically for a given seed.
+
+    Subclasses register with ``@SCENARIOS.register("name")``, declare a nested pydantic ``Config``
+    (``extra="forbid"``) and the incremental ``setting`` they produce. ``build`` raises
+    `clbench.errors.ConfigError` naming the parameter when it does not fit the dataset (e.g. more
+    experiences than classes), before any training starts.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: BaseModel) -> None:
+        self.config = config
+
+    @property
+    @abstractmethod
+    def setting(self) -> Setting:
+        """``class``, ``domain`` or ``task``: how labels and task ids are exposed."""
+
+    @abstractmethod
+    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+        """Return the plan; ``seed`` drives every random choice (class order, permutations...)."""

@@ -1,0 +1,65 @@
+"""Helpers shared by the scenario families (private: the registry does not scan ``_`` modules)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydantic_core import PydanticCustomError
+
+from clbench.data.dataset import InMemoryDataset
+from clbench.errors import ConfigError
+from clbench.plan import Phase, ScenarioPlan, Task, sequential_phases
+from clbench.scenario import ScenarioBuilder
+
+# Scenario parameters arrive under the ``scenario`` key of a run config; build-time errors name
+# the full path so they read like the errors `validate_params` raises for the same config.
+PREFIX = "scenario"
+
+
+def param_error(param: str, value: Any, allowed: str) -> ConfigError:
+    """A `ConfigError` for scenario parameter ``param`` (e.g. ``scenario.n_experiences``)."""
+    return ConfigError(f"{PREFIX}.{param}", value, allowed)
+
+
+def invalid(message: str) -> PydanticCustomError:
+    """The error a Config validator raises: a plain ``ValueError`` would reach the user prefixed
+    with pydantic's "Value error, "; the message is passed as context so braces stay literal."""
+    return PydanticCustomError("invalid_scenario_parameter", "{message}", {"message": message})
+
+
+def seeded_rng(seed: int, stream: int) -> np.random.Generator:
+    """A generator for one kind of random choice of a build.
+
+    Each choice (class order, transform seeds, sample chunks) gets its own stream so that adding
+    or changing one never shifts the others for the same ``seed``. Seeds are taken modulo 2**64
+    because numpy rejects negative entropy.
+    """
+    return np.random.default_rng([seed % 2**64, stream])
+
+
+def indices_of_classes(labels: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """Sorted indices (int64) of the samples whose label is in ``classes``."""
+    return np.flatnonzero(np.isin(labels, np.asarray(classes, dtype=labels.dtype))).astype(np.int64)
+
+
+def make_plan(
+    builder: ScenarioBuilder,
+    dataset: InMemoryDataset,
+    tasks: Sequence[Task],
+    num_outputs: int,
+    phases: Sequence[Phase] | None = None,
+) -> ScenarioPlan:
+    """Assemble the plan of ``builder``; phases default to one per task, in task order."""
+    tasks = tuple(tasks)
+    return ScenarioPlan(
+        scenario=getattr(type(builder), "registered_name", type(builder).__name__),
+        setting=builder.setting,
+        dataset=dataset.name,
+        dataset_checksum=dataset.checksum,
+        num_outputs=num_outputs,
+        tasks=tasks,
+        phases=tuple(phases) if phases is not None else sequential_phases(tasks),
+        params=builder.config.model_dump(),
+    )

@@ -1,0 +1,1 @@
+"""Built-in strategies, one file each; every module registers itself with `STRATEGIES`."""

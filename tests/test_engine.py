@@ -1,0 +1,140 @@
+"""The training loop: evaluation schedule, determinism, behaviour of naive vs ER, compatibility."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from clbench.config import build_config
+from clbench.engine.job import run_job
+from clbench.engine.runner import Experiment, prepare
+from clbench.errors import IncompatibleError
+from clbench.metrics import compute_metrics
+from clbench.registry import STRATEGIES
+from clbench.strategy import Capabilities
+from strategies.naive import Naive
+from tests.conftest import fast_overrides
+
+
+def run_records(tmp_path, **extra) -> tuple[Experiment, pd.DataFrame]:
+    exp = Experiment(prepare(build_config(None, fast_overrides(tmp_path, **extra))))
+    exp.run()
+    return exp, exp.log.frame()
+
+
+def test_every_update_evaluates_seen_tasks_only(tmp_path):
+    exp, rec = run_records(tmp_path)
+    subset = rec[rec.kind == "subset"]
+    updates = exp.timing.updates
+    assert sorted(subset.step.unique()) == list(range(updates + 1))  # step 0 = pre-update point
+    assert subset[subset.step == 0].task.tolist() == [0]
+    # tasks evaluated at a step are exactly 0..current task (never an unseen task)
+    per_step = subset.groupby("step").agg(
+        max_task=("task", "max"), n_tasks=("task", "size"), cur=("current_task", "max")
+    )
+    assert (per_step.max_task == per_step.cur).all() and (
+        per_step.n_tasks == per_step.cur + 1
+    ).all()
+    # 4 tasks x 120 samples / 16 per batch = 8 batches x 2 epochs per phase
+    assert exp.timing.phase_end_steps == [16, 32, 48, 64]
+
+
+def test_boundary_full_evaluations_and_forward_tracking(tmp_path):
+    _, rec = run_records(tmp_path)
+    full = rec[rec.kind == "full"]
+    assert full.groupby("phase").task.apply(list).tolist() == [
+        [0, 1],
+        [0, 1, 2],
+        [0, 1, 2, 3],
+        [0, 1, 2, 3],
+    ]
+    assert (full.n == 60).all()  # whole test sets (2 classes x 30)
+    init = rec[rec.kind == "init"]
+    assert init.task.tolist() == [0, 1, 2, 3] and (init.step == 0).all()
+
+
+def test_eval_every_keeps_last_update_of_each_phase(tmp_path):
+    _, rec = run_records(tmp_path, **{"eval.every": 5})
+    steps = sorted(rec[rec.kind == "subset"].step.unique())
+    assert steps == sorted({0, *range(5, 65, 5), 16, 32, 48, 64})
+
+
+def test_same_config_and_seed_give_identical_records(tmp_path):
+    _, a = run_records(tmp_path, **{"strategy.name": "er", "strategy.buffer_size": 20})
+    _, b = run_records(tmp_path, **{"strategy.name": "er", "strategy.buffer_size": 20})
+    pd.testing.assert_frame_equal(a, b)
+    _, c = run_records(tmp_path, **{"strategy.name": "er", "strategy.buffer_size": 20, "seed": 1})
+    assert not a[["correct"]].equals(c[["correct"]])
+
+
+def _metrics(tmp_path, strategy: str, **extra):
+    overrides = {"strategy.name": strategy, "train.epochs": 3, "train.lr": 0.05, **extra}
+    _, rec = run_records(tmp_path, **overrides)
+    return compute_metrics(rec, build_config(None, fast_overrides(tmp_path)).metrics), rec
+
+
+def test_er_forgets_less_than_naive_and_shows_a_stability_gap(tmp_path):
+    naive, _ = _metrics(tmp_path, "naive")
+    er, _ = _metrics(tmp_path, "er", **{"strategy.buffer_size": 100})
+    assert er["forgetting"] < naive["forgetting"] - 0.1
+    assert er["final_acc"] > naive["final_acc"] + 0.1
+    # the gap: task 0 right after the first boundary dips below its accuracy at that boundary
+    gaps = [g for g in er["gaps"] if g["task"] == 0 and g["phase"] == 1]
+    assert gaps and gaps[0]["depth"] > 0.05
+    assert er["min_acc"] < er["per_task_final_acc"][0]
+
+
+def test_joint_trains_cumulatively_and_is_the_upper_bound(tmp_path):
+    naive, _ = _metrics(tmp_path, "naive")
+    joint, rec = _metrics(tmp_path, "joint")
+    assert joint["final_acc"] > naive["final_acc"] + 0.3
+    # phase k trains on (k+1) x 120 samples in batches of 16, 3 epochs
+    assert rec.step.max() == 3 * sum(-(-(k + 1) * 120 // 16) for k in range(4))
+
+
+def test_incompatible_strategy_is_refused_before_running(tmp_path):
+    @STRATEGIES.register("_class_only_for_test")
+    class ClassOnly(Naive):
+        capabilities = Capabilities(settings=frozenset({"class"}))
+
+    config = build_config(
+        None,
+        fast_overrides(
+            tmp_path,
+            **{"strategy.name": "_class_only_for_test", "scenario.name": "task_incremental"},
+        ),
+    )
+    with pytest.raises(IncompatibleError, match="class-incremental"):
+        run_job(config, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_run_folder_contents_and_skip_when_finished(tmp_path):
+    config = build_config(None, fast_overrides(tmp_path, **{"output.plot": "true"}))
+    outcome = run_job(config, progress=False)
+    names = {p.name for p in outcome.path.iterdir()}
+    assert {
+        "config.yaml",
+        "manifest.json",
+        "records.parquet",
+        "summary.json",
+        "status.json",
+        "accuracy.png",
+        "scenario.txt",
+        "train_loss.parquet",
+        "eval_subsets.json",
+    } <= names
+    assert (outcome.path / "accuracy.png").stat().st_size > 5000
+    rec = pd.read_parquet(outcome.path / "records.parquet")
+    assert set(rec.columns) >= {
+        "step",
+        "phase",
+        "current_task",
+        "task",
+        "kind",
+        "n",
+        "correct",
+        "loss",
+    }
+    again = run_job(config, progress=False)
+    assert again.skipped and again.summary == outcome.summary
