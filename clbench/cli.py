@@ -11,7 +11,12 @@ EXIT_BAD_INPUT = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # overrides may follow options (`clbench run cfg.yaml --quiet a.b=1`): collect the leftovers
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "run" or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides.extend(extra)
     if not getattr(args, "command", None):
         parser.print_help()
         return 0

@@ -16,10 +16,9 @@ DATA_ROOT_ENV = "CLBENCH_DATA"
 
 def resolve_data_root(root: str | os.PathLike[str] | None) -> Path:
     """The data root: the explicit value, else ``$CLBENCH_DATA``, else ``./data``."""
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get(DATA_ROOT_ENV)
-    return Path(env).expanduser() if env else Path("data")
+    if root is None:
+        root = os.environ.get(DATA_ROOT_ENV) or "data"
+    return Path(root).expanduser().absolute()  # absolute, so error messages name a clear path
 
 
 class DataSource(ABC):

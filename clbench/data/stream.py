@@ -44,8 +44,11 @@ class StreamData:
         self._is_image = dataset.is_image
         shape = dataset.input_shape
         stat_shape = (1, -1) + (1,) * (len(shape) - 1) if len(shape) > 1 else (1, -1)
-        self._mean = torch.tensor(dataset.mean, dtype=torch.float32, device=device).view(stat_shape)
-        self._std = torch.tensor(dataset.std, dtype=torch.float32, device=device).view(stat_shape)
+        mean = torch.tensor(dataset.mean, dtype=torch.float32).view(stat_shape)
+        std = torch.tensor(dataset.std, dtype=torch.float32).view(stat_shape)
+        # (x / 255 - mean) / std folded into one multiply-add on the uint8 batch
+        self._scale = (1.0 / (255.0 * std)).to(device)
+        self._shift = (mean / std).to(device)
 
         num_tasks, num_classes = plan.num_tasks, dataset.num_classes
         # label_table[task, base class] -> model target (-1 where the task does not own the class)
@@ -70,14 +73,19 @@ class StreamData:
         data = self._splits[split]
         index = index.to(self.device)
         task = task.to(self.device)
-        x = data.x[index]
-        x = x.float().div_(255.0) if self._is_image else x.float()
-        for task_id in self._transformed_tasks(task):
-            rows = task == task_id
-            x[rows] = self._transforms[task_id](x[rows], index[rows])
-        if self._is_image:
-            x = (x - self._mean) / self._std
-        y = self.label_table[task, data.y[index]]
+        x = data.x.index_select(0, index)  # index_select: ~4x faster than x[index] here
+        transformed = self._transformed_tasks(task)
+        if not self._is_image:
+            x = x.float()
+        elif not transformed:
+            x = torch.mul(x, self._scale).sub_(self._shift)
+        else:  # transforms work in 0..255 pixel units, before normalisation
+            x = x.float()
+            for task_id in transformed:
+                rows = task == task_id
+                x[rows] = self._transforms[task_id](x[rows], index[rows])
+            x = x.mul_(self._scale).sub_(self._shift)
+        y = self.label_table[task, data.y.index_select(0, index)]
         return Batch(x=x, y=y, task=task, index=index)
 
     def _transformed_tasks(self, task: torch.Tensor) -> list[int]:

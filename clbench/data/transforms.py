@@ -18,7 +18,11 @@ NOISE_BANK_SIZE = 1024  # distinct noise patterns per task; sample i uses patter
 
 
 class DeviceTransform:
-    """Callable ``(x: float batch in [0, 1] units, index: base-dataset indices) -> x'``."""
+    """Callable ``(x: float batch in pixel units, index: base-dataset indices) -> x'``.
+
+    Image batches arrive in 0..255 units (vector data as is); ``noise.std`` is given in [0, 1]
+    units, as the scenario spec documents, and scaled here.
+    """
 
     def __init__(self, spec: InputTransform, shape: tuple[int, ...], device: torch.device) -> None:
         self.spec = spec
@@ -50,5 +54,5 @@ class DeviceTransform:
             grid = self._grid.expand(x.shape[0], -1, -1, -1)
             return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
         if kind == "noise":
-            return (x + self._noise[index % NOISE_BANK_SIZE]).clamp_(0.0, 1.0)
+            return (x + self._noise[index % NOISE_BANK_SIZE]).clamp_(0.0, 255.0)
         return x

@@ -1,0 +1,624 @@
+"""Continual-evaluation performance benchmark: clbench vs Avalanche 0.6 vs bare PyTorch.
+
+Usage::
+
+    python benchmarks/continual_eval.py [--quick] [--data synthetic|fashion_mnist] [--repeats N]
+
+Setting (Split-MNIST-shaped ER, the stability-gap configuration): 5 class-incremental tasks x 2
+classes of 28x28 uint8 images (class order 0..9), MLP 784-400-400-10, SGD lr 0.01 without momentum,
+1 epoch per task, 256 new + 256 replayed samples per update from a class-balanced index memory of
+2000 slots refilled at task ends, loss 0.3·CE(new) + 0.7·CE(replay), and continual evaluation of
+every seen task after every update on a fixed 1000-sample subset of its test split.
+
+Everything that is compared is measured in the same process, interleaved, because the machine this
+is meant for (2 shared CPU cores) is noisy. Three measurements, as in the acceptance text:
+
+(a) end to end: ``Experiment.run()`` wall time vs Avalanche 0.6 doing the same work (``Naive`` +
+    ``ReplayPlugin`` with a ``ClassBalancedBuffer``, ``eval_every=1, peval_mode="iteration"``,
+    evaluation streams restricted to the seen tasks' fixed subsets, ``eval_mb_size=1000``);
+    target: Avalanche time / clbench time >= 3. A hand-written PyTorch loop doing the same work
+    (training plus a bare evaluation every update) is printed as a reference.
+(b) one evaluation pass over the 5 seen tasks (``ContinualEvaluator.evaluate_subsets``) vs a bare
+    ``model(x)`` over one pre-built tensor of the same 5000 samples; target: ratio <= 1.2.
+(c) training without evaluation (the engine's ``timing.train_s``) vs a hand-written PyTorch loop
+    doing the same ER updates on the same tensors; target: ratio <= 1.2.
+
+The script exits 0 whatever the outcome: it is a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clbench.config import build_config
+from clbench.engine.runner import Experiment, Prepared, prepare
+
+FASHION_ROOT = "/usr/share/datasets/fashion-mnist"
+NUM_TASKS = 5
+BATCH = 256  # new samples per update; the replay batch has the same size
+BUFFER = 2000
+NEW_WEIGHT = 0.3
+LR = 0.01
+SUBSET = 1000  # fixed evaluation samples per task
+EVAL_BATCH = 1000  # Avalanche's eval_mb_size, used by clbench too so both do the same batches
+NEVER = 10**9  # an `eval.every` no run reaches
+
+TARGET_SPEEDUP = 3.0
+TARGET_RATIO = 1.2
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def stopwatch(out: list[float], device: torch.device) -> Iterator[None]:
+    """Append the wall time of the block (device work included) to ``out``."""
+    sync(device)
+    start = time.perf_counter()
+    yield
+    sync(device)
+    out.append(time.perf_counter() - start)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def best(values: list[float]) -> float:
+    """The least-disturbed of repeated timings: on a shared machine noise only adds time."""
+    return min(values)
+
+
+# --------------------------------------------------------------------------- clbench side
+
+
+def overrides(args: argparse.Namespace, tasks: int, eval_every: int) -> list[str]:
+    """clbench overrides of the benchmark setting, on the first ``tasks`` tasks of the stream."""
+    if args.data == "fashion_mnist":
+        data = ["data.name=fashion_mnist", f"data.root={FASHION_ROOT}"]
+    else:
+        data = [
+            "data.name=synthetic",
+            "data.num_classes=10",
+            "data.image_size=28",
+            # explicit: the resolved config stores the default dim (32), which re-validation
+            # in `prepare` then rejects next to image_size (see the report)
+            "data.dim=784",
+            f"data.train_per_class={args.train_per_class}",
+            f"data.test_per_class={args.test_per_class}",
+        ]
+    return [
+        *data,
+        "scenario.name=class_incremental",
+        "scenario.shuffle_classes=false",
+        f"scenario.num_classes={2 * tasks}",  # a prefix of the 5-task stream: same tasks 0..k
+        f"scenario.n_experiences={tasks}",
+        "model.name=mlp",
+        "model.hidden_sizes=[400, 400]",
+        "strategy.name=er",
+        "strategy.buffer=class_balanced",
+        f"strategy.buffer_size={BUFFER}",
+        f"strategy.new_weight={NEW_WEIGHT}",
+        "train.epochs=1",
+        f"train.batch_size={BATCH}",
+        "train.optimizer=sgd",
+        f"train.lr={LR}",
+        "train.momentum=0",
+        f"eval.every={eval_every}",
+        f"eval.subset_size={SUBSET}",
+        f"eval.batch_size={EVAL_BATCH}",
+        # Avalanche evaluates only the fixed subsets, so clbench's full-test-set evaluations at
+        # task ends (and of the next, unseen task) are switched off to compare the same work.
+        "eval.boundary_full_eval=false",
+        "eval.track_forward=false",
+        "device=cpu",
+        "seed=0",
+        "output.plot=false",
+    ]
+
+
+def prepared_for(args: argparse.Namespace, tasks: int, eval_every: int) -> Prepared:
+    return prepare(build_config(None, overrides(args, tasks, eval_every)))
+
+
+@dataclass
+class ClbenchRun:
+    wall_s: float
+    train_s: float
+    eval_s: float
+    updates: int
+    evaluations: int
+    experiment: Experiment
+
+
+def run_clbench(prepared: Prepared) -> ClbenchRun:
+    """One ``Experiment.run()`` on a fresh model; wall time excludes building the experiment."""
+    exp = Experiment(prepared)
+    wall: list[float] = []
+    with stopwatch(wall, exp.device):
+        exp.run()
+    frame = exp.log.frame()
+    evaluations = int(frame.loc[frame["kind"] == "subset", "step"].nunique())
+    t = exp.timing
+    return ClbenchRun(wall[0], t.train_s, t.eval_s, t.updates, evaluations, exp)
+
+
+# --------------------------------------------------------------------------- hand-written PyTorch
+
+
+@dataclass
+class BareData:
+    """The same tensors clbench trains on, prepared once for the hand-written loops."""
+
+    x: torch.Tensor  # uint8 [N, 1, 28, 28], base train split
+    target: torch.Tensor  # model target of every train sample
+    phases: list[torch.Tensor]  # train indices of each phase
+    mean: float
+    std: float
+    eval_x: torch.Tensor  # the evaluator's materialised subsets, tasks in id order
+    eval_y: torch.Tensor
+    eval_ends: list[int]  # seen tasks 0..k occupy rows [0, eval_ends[k])
+
+    @classmethod
+    def from_experiment(cls, exp: Experiment) -> BareData:
+        prepared, plan = exp.prepared, exp.prepared.plan
+        train = prepared.dataset.train
+        target = torch.full_like(train.y, -1)
+        for task in plan.tasks:
+            for cls_id, t in task.label_map.items():
+                target[train.y == cls_id] = t
+        phases = [
+            torch.cat([torch.as_tensor(p.indices, dtype=torch.long) for p in phase.parts])
+            for phase in plan.phases
+        ]
+        s = exp.evaluator._subset  # one pre-built tensor of all fixed evaluation samples
+        return cls(
+            x=train.x.to(exp.device),
+            target=target.to(exp.device),
+            phases=phases,
+            mean=float(prepared.dataset.mean[0]),
+            std=float(prepared.dataset.std[0]),
+            eval_x=s.x.clone(),
+            eval_y=s.y.clone(),
+            eval_ends=[int(e) for e in exp.evaluator.ends],
+        )
+
+    def inputs(self, index: torch.Tensor) -> torch.Tensor:
+        return self.x[index].float().div_(255.0).sub_(self.mean).div_(self.std)
+
+
+def refill_class_balanced(
+    memory: torch.Tensor, new: torch.Tensor, target: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
+    """Equal share of ``BUFFER`` slots per class seen so far, random survivors per class."""
+    pool = torch.cat([memory, new])
+    labels = target[pool]
+    classes = torch.unique(labels).tolist()
+    quota, spare = divmod(BUFFER, len(classes))
+    keep = []
+    for rank, c in enumerate(classes):
+        members = torch.nonzero(labels == c).squeeze(1)
+        keep.append(members[torch.randperm(len(members), generator=g)[: quota + (rank < spare)]])
+    return pool[torch.cat(keep).sort().values]
+
+
+def run_bare(
+    model: nn.Module,
+    data: BareData,
+    evaluate: Callable[[int], None] | None = None,
+    phases: int | None = None,
+) -> tuple[float, float, int]:
+    """Hand-written ER; returns (wall s, update-loop s, updates).
+
+    ``evaluate(seen_upto)``, if given, runs before the first update and after every update.
+    The update-loop time excludes the memory refills at phase ends, as clbench's ``train_s`` does.
+    """
+    device = data.x.device
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    memory = torch.empty(0, dtype=torch.long, device=device)
+    loop: list[float] = []
+    wall: list[float] = []
+    updates = 0
+    with stopwatch(wall, device):
+        if evaluate is not None:
+            evaluate(0)
+        for k, index in enumerate(data.phases[:phases]):
+            sync(device)
+            start = time.perf_counter()
+            order = index[torch.randperm(len(index), generator=g)].to(device)
+            for b in range(0, len(order), BATCH):
+                new = order[b : b + BATCH]
+                x, y = data.inputs(new), data.target[new]
+                if len(memory):
+                    old = memory[torch.randperm(len(memory), generator=g)[:BATCH].to(device)]
+                    logits = model(torch.cat([x, data.inputs(old)]))
+                    n = len(new)
+                    loss = NEW_WEIGHT * F.cross_entropy(logits[:n], y) + (
+                        1 - NEW_WEIGHT
+                    ) * F.cross_entropy(logits[n:], data.target[old])
+                else:
+                    loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                updates += 1
+                if evaluate is not None:
+                    evaluate(k)
+            sync(device)
+            loop.append(time.perf_counter() - start)
+            memory = refill_class_balanced(memory, index.to(device), data.target, g)
+    return wall[0], sum(loop), updates
+
+
+def bare_evaluator(model: nn.Module, data: BareData) -> Callable[[int], None]:
+    """Per-task correct counts over the seen prefix of one tensor, kept on the device."""
+    results: list[torch.Tensor] = []
+
+    def evaluate(seen_upto: int) -> None:
+        end = data.eval_ends[seen_upto]
+        model.eval()
+        with torch.inference_mode():
+            hit = model(data.eval_x[:end]).argmax(1) == data.eval_y[:end]
+            results.append(hit.view(seen_upto + 1, -1).sum(1))  # every task has SUBSET rows
+        model.train()
+
+    return evaluate
+
+
+# --------------------------------------------------------------------------- Avalanche 0.6
+
+
+@dataclass
+class AvalancheRun:
+    wall_s: float
+    eval_s: float
+    updates: int
+    evaluations: int
+
+
+def run_avalanche(exp: Experiment, tasks: int) -> AvalancheRun:
+    """Avalanche 0.6 doing the work of ``Experiment.run()`` on the first ``tasks`` tasks.
+
+    Same tensors (inputs pre-normalised to float32 once, which only spares Avalanche the per-batch
+    conversion clbench does), same class order, same initial weights, same fixed evaluation
+    subsets (the clbench evaluator's), spec §7.4 recipe for the seen-only stream.
+    """
+    from avalanche.benchmarks.scenarios.dataset_scenario import (
+        DatasetExperience,
+        benchmark_from_datasets,
+    )
+    from avalanche.benchmarks.scenarios.generic_scenario import make_stream
+    from avalanche.benchmarks.utils.classification_dataset import (
+        _make_taskaware_tensor_classification_dataset as tensor_dataset,
+    )
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
+    from avalanche.training.storage_policy import ClassBalancedBuffer
+
+    class WeightedReplay(Naive):
+        """``Naive`` whose loss is clbench ER's ``w·CE(new) + (1−w)·CE(replay)``.
+
+        ``ReplayDataLoader`` puts the new samples first, then the replayed ones; the number of
+        new samples is ``train_mb_size`` except in the last, partial batch of the experience.
+        """
+
+        def criterion(self) -> torch.Tensor:
+            if not self.is_training:
+                return super().criterion()
+            seen = self.clock.train_epoch_iterations * self.train_mb_size
+            n_new = min(self.train_mb_size, len(self.experience.dataset) - seen)
+            out, y = self.mb_output, self.mb_y
+            if n_new >= len(y):  # first experience: nothing to replay yet
+                return super().criterion()
+            return NEW_WEIGHT * F.cross_entropy(out[:n_new], y[:n_new]) + (
+                1 - NEW_WEIGHT
+            ) * F.cross_entropy(out[n_new:], y[n_new:])
+
+    data, plan = exp.data, exp.prepared.plan
+    train_sets, test_sets = [], []
+    for task in plan.tasks[:tasks]:
+        for split, indices, sets in (
+            ("train", task.train_indices, train_sets),
+            ("test", task.test_indices, test_sets),
+        ):
+            index = torch.as_tensor(indices, dtype=torch.long)
+            b = data.make_batch(index, torch.full_like(index, task.id), split=split)
+            sets.append(tensor_dataset(b.x.cpu(), b.y.cpu(), task_labels=0, targets=b.y.cpu()))
+    bm = benchmark_from_datasets(train=train_sets, test=test_sets)
+    subsets = [
+        DatasetExperience(
+            # positions of the clbench evaluator's fixed subset inside the task's test set
+            dataset=e.dataset.subset(
+                np.searchsorted(
+                    plan.tasks[e.current_experience].test_indices,
+                    exp.evaluator.subset_indices[e.current_experience],
+                ).tolist()
+            ),
+            current_experience=e.current_experience,
+        )
+        for e in bm.test_stream
+    ]
+    sub_stream = make_stream("test", subsets)
+
+    model = exp.model  # fresh weights (the experiment is never run)
+    strategy = WeightedReplay(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=LR),
+        train_mb_size=BATCH,
+        train_epochs=1,
+        eval_mb_size=EVAL_BATCH,
+        device=exp.device,
+        plugins=[
+            ReplayPlugin(
+                mem_size=BUFFER,
+                storage_policy=ClassBalancedBuffer(max_size=BUFFER, adaptive_size=True),
+            )
+        ],
+        evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),
+        eval_every=1,
+        peval_mode="iteration",
+    )
+
+    # time spent in strategy.eval (periodic, initial and final evaluations)
+    eval_times: list[float] = []
+    plain_eval = strategy.eval
+
+    def timed_eval(*a: Any, **kw: Any) -> Any:
+        with stopwatch(eval_times, exp.device):
+            return plain_eval(*a, **kw)
+
+    strategy.eval = timed_eval  # type: ignore[method-assign]
+
+    wall: list[float] = []
+    with warnings.catch_warnings(), stopwatch(wall, exp.device):
+        warnings.simplefilter("ignore")  # deprecation notices of the 0.6 storage-policy API
+        for e in bm.train_stream:
+            strategy.train(
+                e, eval_streams=[sub_stream[: e.current_experience + 1]], num_workers=0
+            )
+    return AvalancheRun(wall[0], sum(eval_times), strategy.clock.train_iterations, len(eval_times))
+
+
+# --------------------------------------------------------------------------- the measurements
+
+
+@dataclass
+class Row:
+    name: str
+    clbench_s: float
+    baseline_s: float
+    baseline: str
+    higher_is_better: bool  # True: ratio = baseline / clbench (speed-up); else clbench / baseline
+    target: float | None
+
+    @property
+    def ratio(self) -> float:
+        if self.higher_is_better:
+            return self.baseline_s / self.clbench_s
+        return self.clbench_s / self.baseline_s
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None:
+            return "info"
+        ok = self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+        return "PASS" if ok else "FAIL"
+
+    @property
+    def target_text(self) -> str:
+        if self.target is None:
+            return "-"
+        return f"{'>=' if self.higher_is_better else '<='} {self.target:g}x"
+
+
+def measure_end_to_end(args: argparse.Namespace, tasks: int) -> list[Row]:
+    """(a): Experiment.run() vs Avalanche vs hand-written, interleaved, min over rounds."""
+    prepared = prepared_for(args, tasks, eval_every=1)
+    clb: list[ClbenchRun] = []
+    ava: list[AvalancheRun] = []
+    bare: list[float] = []
+    prefix = "" if tasks == NUM_TASKS else f" (prefix: first {tasks} of {NUM_TASKS} tasks)"
+    say(f"\n(a) end to end, eval every update{prefix}")
+
+    def clbench_once() -> None:
+        r = run_clbench(prepared)
+        clb.append(r)
+        say(
+            f"  clbench    {r.wall_s:7.2f} s  (train {r.train_s:.2f} s, eval {r.eval_s:.2f} s, "
+            f"{r.updates} updates, {r.evaluations} evaluations)"
+        )
+
+    def bare_once() -> None:
+        exp = Experiment(prepared)  # fresh model with the same initial weights
+        data = BareData.from_experiment(exp)
+        wall, _, updates = run_bare(exp.model, data, bare_evaluator(exp.model, data))
+        bare.append(wall)
+        say(f"  bare torch {wall:7.2f} s  ({updates} updates, {updates + 1} evaluations)")
+
+    for _ in range(args.avalanche_repeats):
+        clbench_once()
+        bare_once()
+        r = run_avalanche(Experiment(prepared), tasks)
+        ava.append(r)
+        say(
+            f"  avalanche  {r.wall_s:7.2f} s  (eval {r.eval_s:.2f} s, {r.updates} updates, "
+            f"{r.evaluations} strategy.eval calls)"
+        )
+    clbench_once()
+    bare_once()
+    c = best([r.wall_s for r in clb])
+    return [
+        Row(
+            f"(a) end to end{prefix}",
+            c,
+            best([r.wall_s for r in ava]),
+            "Avalanche 0.6",
+            True,
+            TARGET_SPEEDUP,
+        ),
+        Row("    reference: vs bare torch", c, best(bare), "bare torch", False, None),
+    ]
+
+
+def measure_eval_pass(exp: Experiment, reps: int) -> list[Row]:
+    """(b): evaluate_subsets over all seen tasks vs bare model(x) on one tensor, interleaved."""
+    ev, model, device = exp.evaluator, exp.model, exp.device
+    seen_upto = len(ev.ends) - 1
+    x = ev._subset.x[: int(ev.ends[seen_upto])]
+
+    def clbench_pass() -> None:
+        ev.evaluate_subsets(0, seen_upto, seen_upto, seen_upto)
+
+    def bare_pass() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    def bare_batched() -> None:  # diagnostic: the same eval batches clbench uses
+        with torch.inference_mode():
+            for start in range(0, x.shape[0], EVAL_BATCH):
+                model(x[start : start + EVAL_BATCH])
+
+    times: dict[str, list[float]] = {"clbench": [], "bare": [], "batched": []}
+    fns = {"clbench": clbench_pass, "bare": bare_pass, "batched": bare_batched}
+    for i in range(reps + 3):  # 3 warm-up rounds
+        names = list(fns) if i % 2 == 0 else list(reversed(fns))  # alternate the order
+        for name in names:
+            if name != "clbench":
+                model.eval()  # evaluate_subsets does this itself (and restores the flags)
+            out: list[float] = []
+            with stopwatch(out, device):
+                fns[name]()
+            model.train()
+            if i >= 3:
+                times[name].append(out[0])
+    exp.log._pending.clear()  # drop the records of these passes
+    med = {k: statistics.median(v) for k, v in times.items()}
+    say(
+        f"\n(b) one evaluation pass over {x.shape[0]} samples ({seen_upto + 1} tasks), "
+        f"median of {reps}: clbench {med['clbench'] * 1e3:.2f} ms, bare model(x) "
+        f"{med['bare'] * 1e3:.2f} ms, bare in {EVAL_BATCH}-sample batches "
+        f"{med['batched'] * 1e3:.2f} ms"
+    )
+    return [
+        Row("(b) eval pass, 5 seen tasks", med["clbench"], med["bare"], "bare model(x)", False,
+            TARGET_RATIO),
+        Row("    reference: vs bare, same batches", med["clbench"], med["batched"],
+            f"bare {EVAL_BATCH}-batches", False, None),
+    ]  # fmt: skip
+
+
+def measure_training(args: argparse.Namespace) -> tuple[list[Row], Experiment]:
+    """(c): clbench train_s (no evaluation) vs the hand-written ER loop, interleaved."""
+    prepared = prepared_for(args, NUM_TASKS, eval_every=NEVER)
+    clb: list[float] = []
+    bare: list[float] = []
+    say(f"\n(c) training without evaluation, {args.repeats} interleaved rounds")
+    last: Experiment | None = None
+    for i in range(args.repeats):
+        for who in ("clbench", "bare") if i % 2 == 0 else ("bare", "clbench"):
+            if who == "clbench":
+                r = run_clbench(prepared)
+                last = r.experiment
+                clb.append(r.train_s)
+                say(
+                    f"  clbench    train {r.train_s:6.2f} s  ({r.updates} updates; "
+                    f"{r.eval_s:.2f} s of step-0/phase-end evaluation excluded)"
+                )
+            else:
+                exp = Experiment(prepared)
+                _, loop_s, updates = run_bare(exp.model, BareData.from_experiment(exp))
+                bare.append(loop_s)
+                say(f"  bare torch train {loop_s:6.2f} s  ({updates} updates)")
+    assert last is not None
+    row = Row("(c) training, no evaluation", best(clb), best(bare), "hand-written", False,
+              TARGET_RATIO)  # fmt: skip
+    return [row], last
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny smoke run (seconds, not minutes)")
+    p.add_argument("--data", choices=("synthetic", "fashion_mnist"), default="synthetic")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of (c)")
+    p.add_argument(
+        "--avalanche-repeats", type=int, default=1, help="Avalanche runs in (a) (~2 min each)"
+    )
+    p.add_argument(
+        "--avalanche-tasks",
+        type=int,
+        default=NUM_TASKS,
+        help="run (a) on this prefix of the task stream (both systems)",
+    )
+    p.add_argument("--eval-reps", type=int, default=30, help="interleaved repetitions of (b)")
+    args = p.parse_args()
+    # Synthetic data sized like Split-MNIST: ~12000 train / 2000 test samples per task.
+    args.train_per_class, args.test_per_class = 1200, 1000
+    if args.quick:
+        args.train_per_class, args.test_per_class = 384, 500  # 3 updates per task
+        args.repeats, args.eval_reps = 2, 10
+        if args.data == "fashion_mnist":
+            args.avalanche_tasks = 1
+    if args.data == "fashion_mnist" and not Path(FASHION_ROOT).is_dir():
+        p.error(f"--data fashion_mnist needs the Debian dataset-fashion-mnist in {FASHION_ROOT}")
+    if not 1 <= args.avalanche_tasks <= NUM_TASKS:
+        p.error(f"--avalanche-tasks must be in 1..{NUM_TASKS}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(2)  # the target machine: 2 CPU cores
+    start = time.perf_counter()
+    say(
+        f"continual_eval benchmark: data={args.data}, {NUM_TASKS} tasks x 2 classes, "
+        f"{args.train_per_class * 2 if args.data == 'synthetic' else 12000} train samples per "
+        f"task, batch {BATCH}+{BATCH} replay, MLP 784-400-400-10, eval every update on "
+        f"{SUBSET} samples per seen task"
+    )
+    rows_c, trained = measure_training(args)
+    rows_b = measure_eval_pass(trained, args.eval_reps)
+    rows_a = measure_end_to_end(args, args.avalanche_tasks)
+
+    say(
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, "
+        f"python {platform.python_version()}, {platform.machine()}; times: (a), (c) min over "
+        f"rounds, (b) median; total {time.perf_counter() - start:.0f} s"
+    )
+    header = f"{'measurement':<40} {'clbench':>10} {'baseline':>10}  {'(baseline)':<20} "
+    header += f"{'ratio':>7} {'target':>9}  result"
+    say(header)
+    say("-" * len(header))
+    for r in rows_a + rows_b + rows_c:
+        say(
+            f"{r.name:<40} {r.clbench_s:>9.3f}s {r.baseline_s:>9.3f}s  {r.baseline:<20} "
+            f"{r.ratio:>6.2f}x {r.target_text:>9}  {r.verdict}"
+        )
+    say("ratio: (a) baseline/clbench (speed-up); otherwise clbench/baseline (overhead)")
+
+
+if __name__ == "__main__":
+    main()
