@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import statistics
 import time
@@ -86,6 +87,52 @@ def say(message: str) -> None:
 def best(values: list[float]) -> float:
     """The least-disturbed of repeated timings: on a shared machine noise only adds time."""
     return min(values)
+
+
+def _busy_s() -> float | None:
+    """CPU seconds the whole machine has been busy (all processes), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class ForeignLoad:
+    """Share of the machine's CPU used by *other* processes while a block runs.
+
+    With 2 intra-op threads on 2 cores, one busy foreign process can stall every parallel torch
+    op for a scheduler time slice (measured here: a whole clbench run 20x slower while a `pip`
+    used one core), whereas Python-bound code such as Avalanche's loop barely notices. Numbers
+    taken under foreign load are therefore flagged in the report.
+    """
+
+    def __enter__(self) -> ForeignLoad:
+        self.start, self.busy, self.own = time.perf_counter(), _busy_s(), _own_s()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy = _busy_s()
+        elapsed = time.perf_counter() - self.start
+        self.share: float | None = None
+        if busy is not None and self.busy is not None and elapsed > 0:
+            foreign = (busy - self.busy) - (_own_s() - self.own)
+            self.share = max(0.0, foreign) / (elapsed * (os.cpu_count() or 1))
+
+    def text(self) -> str:
+        return "n/a" if self.share is None else f"{100 * self.share:.0f}%"
+
+
+def worst(loads: list[ForeignLoad]) -> float | None:
+    shares = [x.share for x in loads if x.share is not None]
+    return max(shares) if shares else None
+
+
+def _own_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 # --------------------------------------------------------------------------- clbench side
@@ -296,12 +343,32 @@ class AvalancheRun:
     evaluations: int
 
 
-def run_avalanche(exp: Experiment, tasks: int) -> AvalancheRun:
+class PixelNormalise:
+    """Per-sample uint8 -> normalised float transform (`--avalanche-inputs uint8`)."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().div_(255.0).sub_(self.mean).div_(self.std)
+
+
+def run_avalanche(exp: Experiment, tasks: int, inputs: str) -> AvalancheRun:
+    # record=True swallows even the warnings Avalanche forces to "always" (the deprecation
+    # notice of its own ReplayPlugin -> storage_policy.update call) and "no loggers" (intended)
+    with warnings.catch_warnings(record=True):
+        return _run_avalanche(exp, tasks, inputs)
+
+
+def _run_avalanche(exp: Experiment, tasks: int, inputs: str) -> AvalancheRun:
     """Avalanche 0.6 doing the work of ``Experiment.run()`` on the first ``tasks`` tasks.
 
-    Same tensors (inputs pre-normalised to float32 once, which only spares Avalanche the per-batch
-    conversion clbench does), same class order, same initial weights, same fixed evaluation
-    subsets (the clbench evaluator's), spec §7.4 recipe for the seen-only stream.
+    Same tensors, same class order, same initial weights, same fixed evaluation subsets (the
+    clbench evaluator's, through the spec §7.4 recipe for a seen-only stream). ``inputs``:
+    ``float`` hands Avalanche the inputs normalised to float32 once, up front, which spares it
+    the conversion clbench does per batch (the comparison most favourable to Avalanche);
+    ``uint8`` hands it the uint8 images with a per-sample normalising transform, the usual
+    Avalanche set-up.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import (
         DatasetExperience,
@@ -335,7 +402,8 @@ def run_avalanche(exp: Experiment, tasks: int) -> AvalancheRun:
                 1 - NEW_WEIGHT
             ) * F.cross_entropy(out[n_new:], y[n_new:])
 
-    data, plan = exp.data, exp.prepared.plan
+    data, plan, dataset = exp.data, exp.prepared.plan, exp.prepared.dataset
+    normalise = PixelNormalise(dataset.mean[0], dataset.std[0])
     train_sets, test_sets = [], []
     for task in plan.tasks[:tasks]:
         for split, indices, sets in (
@@ -344,7 +412,13 @@ def run_avalanche(exp: Experiment, tasks: int) -> AvalancheRun:
         ):
             index = torch.as_tensor(indices, dtype=torch.long)
             b = data.make_batch(index, torch.full_like(index, task.id), split=split)
-            sets.append(tensor_dataset(b.x.cpu(), b.y.cpu(), task_labels=0, targets=b.y.cpu()))
+            y = b.y.cpu()
+            if inputs == "float":
+                sets.append(tensor_dataset(b.x.cpu(), y, task_labels=0, targets=y))
+            else:
+                x = getattr(dataset, split).x[index]
+                groups = {"train": (normalise, None), "eval": (normalise, None)}
+                sets.append(tensor_dataset(x, y, task_labels=0, targets=y, transform_groups=groups))
     bm = benchmark_from_datasets(train=train_sets, test=test_sets)
     subsets = [
         DatasetExperience(
@@ -391,12 +465,9 @@ def run_avalanche(exp: Experiment, tasks: int) -> AvalancheRun:
     strategy.eval = timed_eval  # type: ignore[method-assign]
 
     wall: list[float] = []
-    with warnings.catch_warnings(), stopwatch(wall, exp.device):
-        warnings.simplefilter("ignore")  # deprecation notices of the 0.6 storage-policy API
+    with stopwatch(wall, exp.device):
         for e in bm.train_stream:
-            strategy.train(
-                e, eval_streams=[sub_stream[: e.current_experience + 1]], num_workers=0
-            )
+            strategy.train(e, eval_streams=[sub_stream[: e.current_experience + 1]], num_workers=0)
     return AvalancheRun(wall[0], sum(eval_times), strategy.clock.train_iterations, len(eval_times))
 
 
@@ -411,6 +482,7 @@ class Row:
     baseline: str
     higher_is_better: bool  # True: ratio = baseline / clbench (speed-up); else clbench / baseline
     target: float | None
+    foreign: float | None  # worst foreign CPU load over the runs behind the figures
 
     @property
     def ratio(self) -> float:
@@ -431,54 +503,92 @@ class Row:
             return "-"
         return f"{'>=' if self.higher_is_better else '<='} {self.target:g}x"
 
+    @property
+    def foreign_text(self) -> str:
+        return "n/a" if self.foreign is None else f"{100 * self.foreign:.0f}%"
+
 
 def measure_end_to_end(args: argparse.Namespace, tasks: int) -> list[Row]:
     """(a): Experiment.run() vs Avalanche vs hand-written, interleaved, min over rounds."""
     prepared = prepared_for(args, tasks, eval_every=1)
-    clb: list[ClbenchRun] = []
-    ava: list[AvalancheRun] = []
-    bare: list[float] = []
+    variants = ("float", "uint8") if args.avalanche_inputs == "both" else (args.avalanche_inputs,)
+    times: dict[str, list[float]] = {"clbench": [], "bare": [], "float": [], "uint8": []}
+    loads: list[ForeignLoad] = []
     prefix = "" if tasks == NUM_TASKS else f" (prefix: first {tasks} of {NUM_TASKS} tasks)"
-    say(f"\n(a) end to end, eval every update{prefix}")
+    say(f"\n(a) end to end, evaluation after every update{prefix}")
 
     def clbench_once() -> None:
-        r = run_clbench(prepared)
-        clb.append(r)
+        with ForeignLoad() as load:
+            r = run_clbench(prepared)
+        loads.append(load)
+        times["clbench"].append(r.wall_s)
         say(
-            f"  clbench    {r.wall_s:7.2f} s  (train {r.train_s:.2f} s, eval {r.eval_s:.2f} s, "
-            f"{r.updates} updates, {r.evaluations} evaluations)"
+            f"  clbench          {r.wall_s:7.2f} s  (train {r.train_s:.2f} s + eval "
+            f"{r.eval_s:.2f} s; {r.updates} updates, {r.evaluations} evaluations; "
+            f"foreign load {load.text()})"
         )
 
     def bare_once() -> None:
         exp = Experiment(prepared)  # fresh model with the same initial weights
         data = BareData.from_experiment(exp)
-        wall, _, updates = run_bare(exp.model, data, bare_evaluator(exp.model, data))
-        bare.append(wall)
-        say(f"  bare torch {wall:7.2f} s  ({updates} updates, {updates + 1} evaluations)")
-
-    for _ in range(args.avalanche_repeats):
-        clbench_once()
-        bare_once()
-        r = run_avalanche(Experiment(prepared), tasks)
-        ava.append(r)
+        with ForeignLoad() as load:
+            wall, _, updates = run_bare(exp.model, data, bare_evaluator(exp.model, data))
+        loads.append(load)
+        times["bare"].append(wall)
         say(
-            f"  avalanche  {r.wall_s:7.2f} s  (eval {r.eval_s:.2f} s, {r.updates} updates, "
-            f"{r.evaluations} strategy.eval calls)"
+            f"  bare torch       {wall:7.2f} s  ({updates} updates, {updates + 1} evaluations; "
+            f"foreign load {load.text()})"
         )
+
+    def avalanche_once(inputs: str) -> None:
+        exp = Experiment(prepared)
+        with ForeignLoad() as load:
+            r = run_avalanche(exp, tasks, inputs)
+        loads.append(load)
+        times[inputs].append(r.wall_s)
+        say(
+            f"  avalanche {inputs:<6} {r.wall_s:7.2f} s  (eval {r.eval_s:.2f} s; {r.updates} "
+            f"updates, {r.evaluations} strategy.eval calls; foreign load {load.text()})"
+        )
+
+    # clbench and the bare loop are cheap: run them around every Avalanche run
+    for _ in range(args.avalanche_repeats):
+        for inputs in variants:
+            clbench_once()
+            bare_once()
+            avalanche_once(inputs)
     clbench_once()
     bare_once()
-    c = best([r.wall_s for r in clb])
-    return [
-        Row(
-            f"(a) end to end{prefix}",
-            c,
-            best([r.wall_s for r in ava]),
-            "Avalanche 0.6",
-            True,
-            TARGET_SPEEDUP,
-        ),
-        Row("    reference: vs bare torch", c, best(bare), "bare torch", False, None),
-    ]
+    c, load = best(times["clbench"]), worst(loads)
+    rows = []
+    if "float" in variants:
+        rows.append(
+            Row(
+                f"(a) end to end{prefix}",
+                c,
+                best(times["float"]),
+                "Avalanche, float in",
+                True,
+                TARGET_SPEEDUP,
+                load,
+            )
+        )
+    if "uint8" in variants:
+        rows.append(
+            Row(
+                "    vs Avalanche, per-sample transform" if rows else f"(a) end to end{prefix}",
+                c,
+                best(times["uint8"]),
+                "Avalanche, uint8 in",
+                True,
+                None if rows else TARGET_SPEEDUP,
+                load,
+            )
+        )
+    rows.append(
+        Row("    reference: vs bare torch", c, best(times["bare"]), "bare torch", False, None, load)
+    )
+    return rows
 
 
 def measure_eval_pass(exp: Experiment, reps: int) -> list[Row]:
@@ -499,60 +609,94 @@ def measure_eval_pass(exp: Experiment, reps: int) -> list[Row]:
             for start in range(0, x.shape[0], EVAL_BATCH):
                 model(x[start : start + EVAL_BATCH])
 
-    times: dict[str, list[float]] = {"clbench": [], "bare": [], "batched": []}
     fns = {"clbench": clbench_pass, "bare": bare_pass, "batched": bare_batched}
-    for i in range(reps + 3):  # 3 warm-up rounds
-        names = list(fns) if i % 2 == 0 else list(reversed(fns))  # alternate the order
-        for name in names:
-            if name != "clbench":
-                model.eval()  # evaluate_subsets does this itself (and restores the flags)
-            out: list[float] = []
-            with stopwatch(out, device):
-                fns[name]()
-            model.train()
-            if i >= 3:
-                times[name].append(out[0])
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    with ForeignLoad() as load:
+        for i in range(reps + 3):  # 3 warm-up rounds
+            names = list(fns) if i % 2 == 0 else list(reversed(fns))  # alternate the order
+            for name in names:
+                if name != "clbench":
+                    model.eval()  # evaluate_subsets does this itself (and restores the flags)
+                out: list[float] = []
+                with stopwatch(out, device):
+                    fns[name]()
+                model.train()
+                if i >= 3:
+                    times[name].append(out[0])
     exp.log._pending.clear()  # drop the records of these passes
     med = {k: statistics.median(v) for k, v in times.items()}
     say(
-        f"\n(b) one evaluation pass over {x.shape[0]} samples ({seen_upto + 1} tasks), "
-        f"median of {reps}: clbench {med['clbench'] * 1e3:.2f} ms, bare model(x) "
+        f"\n(b) one evaluation pass over {x.shape[0]} samples ({seen_upto + 1} tasks), median of "
+        f"{reps} interleaved: clbench {med['clbench'] * 1e3:.2f} ms, bare model(x) "
         f"{med['bare'] * 1e3:.2f} ms, bare in {EVAL_BATCH}-sample batches "
-        f"{med['batched'] * 1e3:.2f} ms"
+        f"{med['batched'] * 1e3:.2f} ms (foreign load {load.text()})"
     )
     return [
-        Row("(b) eval pass, 5 seen tasks", med["clbench"], med["bare"], "bare model(x)", False,
-            TARGET_RATIO),
-        Row("    reference: vs bare, same batches", med["clbench"], med["batched"],
-            f"bare {EVAL_BATCH}-batches", False, None),
-    ]  # fmt: skip
+        Row(
+            "(b) eval pass, 5 seen tasks",
+            med["clbench"],
+            med["bare"],
+            "bare model(x)",
+            False,
+            TARGET_RATIO,
+            load.share,
+        ),
+        Row(
+            "    reference: vs bare, same batches",
+            med["clbench"],
+            med["batched"],
+            f"bare {EVAL_BATCH}-batches",
+            False,
+            None,
+            load.share,
+        ),
+    ]
 
 
 def measure_training(args: argparse.Namespace) -> tuple[list[Row], Experiment]:
     """(c): clbench train_s (no evaluation) vs the hand-written ER loop, interleaved."""
     prepared = prepared_for(args, NUM_TASKS, eval_every=NEVER)
-    clb: list[float] = []
-    bare: list[float] = []
+    # warm-up (lazy kernel and allocator initialisation), not measured: two phases, so that
+    # the replay-sized batches are warmed up too
+    warm = Experiment(prepared)
+    run_bare(warm.model, BareData.from_experiment(warm), phases=2)
+    times: dict[str, list[float]] = {"clbench": [], "bare": []}
+    loads: list[ForeignLoad] = []
     say(f"\n(c) training without evaluation, {args.repeats} interleaved rounds")
     last: Experiment | None = None
     for i in range(args.repeats):
         for who in ("clbench", "bare") if i % 2 == 0 else ("bare", "clbench"):
             if who == "clbench":
-                r = run_clbench(prepared)
+                with ForeignLoad() as load:
+                    r = run_clbench(prepared)
                 last = r.experiment
-                clb.append(r.train_s)
+                times["clbench"].append(r.train_s)
                 say(
                     f"  clbench    train {r.train_s:6.2f} s  ({r.updates} updates; "
-                    f"{r.eval_s:.2f} s of step-0/phase-end evaluation excluded)"
+                    f"{r.eval_s:.2f} s of step-0/phase-end evaluation excluded; "
+                    f"foreign load {load.text()})"
                 )
             else:
                 exp = Experiment(prepared)
-                _, loop_s, updates = run_bare(exp.model, BareData.from_experiment(exp))
-                bare.append(loop_s)
-                say(f"  bare torch train {loop_s:6.2f} s  ({updates} updates)")
+                data = BareData.from_experiment(exp)
+                with ForeignLoad() as load:
+                    _, loop_s, updates = run_bare(exp.model, data)
+                times["bare"].append(loop_s)
+                say(
+                    f"  bare torch train {loop_s:6.2f} s  ({updates} updates; "
+                    f"foreign load {load.text()})"
+                )
+            loads.append(load)
     assert last is not None
-    row = Row("(c) training, no evaluation", best(clb), best(bare), "hand-written", False,
-              TARGET_RATIO)  # fmt: skip
+    row = Row(
+        "(c) training, no evaluation",
+        best(times["clbench"]),
+        best(times["bare"]),
+        "hand-written",
+        False,
+        TARGET_RATIO,
+        worst(loads),
+    )
     return [row], last
 
 
@@ -563,61 +707,81 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny smoke run (seconds, not minutes)")
     p.add_argument("--data", choices=("synthetic", "fashion_mnist"), default="synthetic")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of (c)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds of (c)")
     p.add_argument(
-        "--avalanche-repeats", type=int, default=1, help="Avalanche runs in (a) (~2 min each)"
+        "--avalanche-repeats", type=int, default=2, help="Avalanche runs (per variant) in (a)"
     )
     p.add_argument(
         "--avalanche-tasks",
         type=int,
         default=NUM_TASKS,
-        help="run (a) on this prefix of the task stream (both systems)",
+        help="run (a) on this prefix of the task stream, for both systems (default: all)",
+    )
+    p.add_argument(
+        "--avalanche-inputs",
+        choices=("float", "uint8", "both"),
+        default="both",
+        help="float: inputs normalised once up front (favours Avalanche; the target is checked "
+        "on this one); uint8: the images with a per-sample normalising transform",
     )
     p.add_argument("--eval-reps", type=int, default=30, help="interleaved repetitions of (b)")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     args = p.parse_args()
-    # Synthetic data sized like Split-MNIST: ~12000 train / 2000 test samples per task.
-    args.train_per_class, args.test_per_class = 1200, 1000
+    # Synthetic data sized like Split-MNIST: 12000 train / 2000 test samples per task.
+    args.train_per_class, args.test_per_class = 6000, 1000
     if args.quick:
         args.train_per_class, args.test_per_class = 384, 500  # 3 updates per task
-        args.repeats, args.eval_reps = 2, 10
+        args.repeats, args.eval_reps, args.avalanche_repeats = 2, 10, 1
         if args.data == "fashion_mnist":
             args.avalanche_tasks = 1
     if args.data == "fashion_mnist" and not Path(FASHION_ROOT).is_dir():
         p.error(f"--data fashion_mnist needs the Debian dataset-fashion-mnist in {FASHION_ROOT}")
     if not 1 <= args.avalanche_tasks <= NUM_TASKS:
         p.error(f"--avalanche-tasks must be in 1..{NUM_TASKS}")
+    if min(args.repeats, args.avalanche_repeats, args.eval_reps, args.threads) < 1:
+        p.error("--repeats, --avalanche-repeats, --eval-reps and --threads must be >= 1")
     return args
 
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(2)  # the target machine: 2 CPU cores
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    per_task = 2 * args.train_per_class if args.data == "synthetic" else 12000
     say(
-        f"continual_eval benchmark: data={args.data}, {NUM_TASKS} tasks x 2 classes, "
-        f"{args.train_per_class * 2 if args.data == 'synthetic' else 12000} train samples per "
-        f"task, batch {BATCH}+{BATCH} replay, MLP 784-400-400-10, eval every update on "
-        f"{SUBSET} samples per seen task"
+        f"continual_eval benchmark: data={args.data}, {NUM_TASKS} tasks x 2 classes, {per_task} "
+        f"train samples per task, 1 epoch, batch {BATCH} new + {BATCH} replayed, "
+        f"MLP 784-400-400-10, evaluation after every update on {SUBSET} samples per seen task"
     )
     rows_c, trained = measure_training(args)
     rows_b = measure_eval_pass(trained, args.eval_reps)
     rows_a = measure_end_to_end(args, args.avalanche_tasks)
 
     say(
-        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, "
-        f"python {platform.python_version()}, {platform.machine()}; times: (a), (c) min over "
-        f"rounds, (b) median; total {time.perf_counter() - start:.0f} s"
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
+        f"{os.cpu_count()} CPUs, device cpu, python {platform.python_version()}; "
+        f"(a), (c): min over runs, (b): median; total {time.perf_counter() - start:.0f} s"
     )
-    header = f"{'measurement':<40} {'clbench':>10} {'baseline':>10}  {'(baseline)':<20} "
-    header += f"{'ratio':>7} {'target':>9}  result"
+    header = (
+        f"{'measurement':<38} {'clbench':>9} {'baseline':>9}  {'(baseline)':<19} "
+        f"{'ratio':>7} {'target':>8}  {'result':<6} {'foreign load':>12}"
+    )
     say(header)
     say("-" * len(header))
     for r in rows_a + rows_b + rows_c:
         say(
-            f"{r.name:<40} {r.clbench_s:>9.3f}s {r.baseline_s:>9.3f}s  {r.baseline:<20} "
-            f"{r.ratio:>6.2f}x {r.target_text:>9}  {r.verdict}"
+            f"{r.name:<38} {r.clbench_s:>8.3f}s {r.baseline_s:>8.3f}s  {r.baseline:<19} "
+            f"{r.ratio:>6.2f}x {r.target_text:>8}  {r.verdict:<6} {r.foreign_text:>12}"
         )
-    say("ratio: (a) baseline/clbench (speed-up); otherwise clbench/baseline (overhead)")
+    say("ratio: (a) baseline / clbench (speed-up); the others clbench / baseline (overhead).")
+    say("foreign load: worst share of the machine's CPU other processes used during the runs.")
+    loaded = [r for r in rows_a + rows_b + rows_c if r.foreign is not None and r.foreign > 0.1]
+    if loaded:
+        say(
+            "WARNING: other processes used more than 10% of the CPU during some runs; with "
+            f"{torch.get_num_threads()} threads on {os.cpu_count()} cores that can slow torch ops "
+            "many-fold (see ForeignLoad): rerun on a quiet machine before quoting these figures."
+        )
 
 
 if __name__ == "__main__":
