@@ -3,6 +3,10 @@
 Usage::
 
     python benchmarks/continual_eval.py [--quick] [--data synthetic|fashion_mnist] [--repeats N]
+        [--avalanche-repeats N] [--avalanche-tasks K] [--avalanche-inputs float|uint8|both]
+        [--eval-reps N] [--threads N]
+
+About 2-3 minutes on 2 CPU cores (most of it Avalanche); ``--quick`` is a ~10 s smoke run.
 
 Setting (Split-MNIST-shaped ER, the stability-gap configuration): 5 class-incremental tasks x 2
 classes of 28x28 uint8 images (class order 0..9), MLP 784-400-400-10, SGD lr 0.01 without momentum,
@@ -40,7 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -100,13 +103,20 @@ def _busy_s() -> float | None:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def _own_s() -> float:
+    """CPU seconds used by this process and its children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class ForeignLoad:
     """Share of the machine's CPU used by *other* processes while a block runs.
 
     With 2 intra-op threads on 2 cores, one busy foreign process can stall every parallel torch
-    op for a scheduler time slice (measured here: a whole clbench run 20x slower while a `pip`
-    used one core), whereas Python-bound code such as Avalanche's loop barely notices. Numbers
-    taken under foreign load are therefore flagged in the report.
+    op for a scheduler time slice (measured here: a whole clbench run 20-25x slower while another
+    process kept one core busy), while code that spends its time in Python, such as Avalanche's
+    loops, slows down far less; ratios taken under foreign load are meaningless, so the report
+    flags them.
     """
 
     def __enter__(self) -> ForeignLoad:
@@ -128,11 +138,6 @@ class ForeignLoad:
 def worst(loads: list[ForeignLoad]) -> float | None:
     shares = [x.share for x in loads if x.share is not None]
     return max(shares) if shares else None
-
-
-def _own_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 # --------------------------------------------------------------------------- clbench side
@@ -318,15 +323,19 @@ def run_bare(
 
 
 def bare_evaluator(model: nn.Module, data: BareData) -> Callable[[int], None]:
-    """Per-task correct counts over the seen prefix of one tensor, kept on the device."""
-    results: list[torch.Tensor] = []
+    """Per-task correct counts and summed losses (what clbench records) over the seen prefix of
+    one tensor, in one forward pass; results stay on the device."""
+    results: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def evaluate(seen_upto: int) -> None:
-        end = data.eval_ends[seen_upto]
+        end, tasks = data.eval_ends[seen_upto], seen_upto + 1
+        y = data.eval_y[:end]
         model.eval()
         with torch.inference_mode():
-            hit = model(data.eval_x[:end]).argmax(1) == data.eval_y[:end]
-            results.append(hit.view(seen_upto + 1, -1).sum(1))  # every task has SUBSET rows
+            logits = model(data.eval_x[:end])
+            hit = (logits.argmax(1) == y).view(tasks, -1).sum(1)  # every task has SUBSET rows
+            loss = F.cross_entropy(logits, y, reduction="none").view(tasks, -1).sum(1)
+            results.append((hit, loss))
         model.train()
 
     return evaluate
@@ -420,15 +429,15 @@ def _run_avalanche(exp: Experiment, tasks: int, inputs: str) -> AvalancheRun:
                 groups = {"train": (normalise, None), "eval": (normalise, None)}
                 sets.append(tensor_dataset(x, y, task_labels=0, targets=y, transform_groups=groups))
     bm = benchmark_from_datasets(train=train_sets, test=test_sets)
+
+    def subset_positions(t: int) -> list[int]:
+        """Positions of the clbench evaluator's fixed subset of task ``t`` in its test set."""
+        where = {int(v): i for i, v in enumerate(plan.tasks[t].test_indices)}
+        return [where[int(v)] for v in exp.evaluator.subset_indices[t]]
+
     subsets = [
         DatasetExperience(
-            # positions of the clbench evaluator's fixed subset inside the task's test set
-            dataset=e.dataset.subset(
-                np.searchsorted(
-                    plan.tasks[e.current_experience].test_indices,
-                    exp.evaluator.subset_indices[e.current_experience],
-                ).tolist()
-            ),
+            dataset=e.dataset.subset(subset_positions(e.current_experience)),
             current_experience=e.current_experience,
         )
         for e in bm.test_stream

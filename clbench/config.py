@@ -135,9 +135,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise ConfigError(key, item, f"{part} is not a section")
             node = child
+        previous = node.get(parts[-1])
         node[parts[-1]] = yaml.safe_load(value) if value else value
-        # changing a component's name drops the parameters of the old component
-        if parts[-1] == "name" and len(parts) == 2 and parts[0] in _COMPONENTS:
+        # switching to another component drops the parameters of the old one
+        renamed = previous is not None and previous != node[parts[-1]]
+        if renamed and parts[-1] == "name" and len(parts) == 2 and parts[0] in _COMPONENTS:
             keep = DATA_COMMON if parts[0] == "data" else ("name",)
             for other in [k for k in node if k not in keep]:
                 if f"{parts[0]}.{other}" not in {o.partition("=")[0] for o in overrides}:

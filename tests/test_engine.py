@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -138,3 +139,21 @@ def test_run_folder_contents_and_skip_when_finished(tmp_path):
     }
     again = run_job(config, progress=False)
     assert again.skipped and again.summary == outcome.summary
+
+
+def test_run_state_round_trips_through_state_dict(tmp_path):
+    exp, rec = run_records(tmp_path, **{"strategy.buffer_size": 30})
+    state = exp.state_dict()
+    fresh = Experiment(
+        prepare(build_config(None, fast_overrides(tmp_path, **{"strategy.buffer_size": 30})))
+    )
+    fresh.load_state_dict(state)
+    for a, b in zip(exp.model.parameters(), fresh.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(exp.strategy.buffer.index, fresh.strategy.buffer.index)
+    assert fresh.strategy.buffer.seen == exp.strategy.buffer.seen
+    pd.testing.assert_frame_equal(fresh.log.frame(), rec)
+    assert torch.equal(fresh.data_generator.get_state(), exp.data_generator.get_state())
+    assert fresh.timing == exp.timing
+    opt_a, opt_b = exp.strategy.optimizer.state_dict(), fresh.strategy.optimizer.state_dict()
+    assert opt_a["param_groups"] == opt_b["param_groups"]

@@ -40,9 +40,8 @@ def test_strategy_smoke(tmp_path, strategy, setting):
 def test_task_incremental_masking_removes_cross_task_confusion(tmp_path):
     """Same data and split: with task ids at test time naive fine-tuning forgets far less."""
     class_il = run_metrics(tmp_path, **{"strategy.name": "naive", "train.epochs": 3})
-    task_il = run_metrics(
-        tmp_path, **{"strategy.name": "naive", "train.epochs": 3, "scenario.name": "task_incremental"}
-    )
+    overrides = {"strategy.name": "naive", "train.epochs": 3, "scenario.name": "task_incremental"}
+    task_il = run_metrics(tmp_path, **overrides)
     assert task_il["final_acc"] > class_il["final_acc"] + 0.2
 
 

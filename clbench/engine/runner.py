@@ -9,6 +9,7 @@ after every ``eval.every`` updates, and returns the records and timing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -228,6 +229,36 @@ class Experiment:
             self.log.flush()
             self.timing.phase_end_steps.append(step)
         self.timing.updates = step
+
+    def state_dict(self) -> dict[str, Any]:
+        """All run state: model, strategy (optimizer, buffers), records, RNGs, counters.
+
+        Saved at a phase boundary, this is what a resumed run needs (the loop position is
+        ``len(timing.phase_end_steps)``).
+        """
+        return {
+            "model": self.model.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "records": self.log.state_dict(),
+            "rng": {
+                "data_order": self.data_generator.get_state(),
+                "strategy": self.strategy.ctx.generator.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+            "timing": dataclasses.asdict(self.timing),
+            "train_losses": torch.stack(self.train_losses).cpu() if self.train_losses else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.log.load_state_dict(state["records"])
+        self.data_generator.set_state(state["rng"]["data_order"])
+        self.strategy.ctx.generator.set_state(state["rng"]["strategy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.timing = Timing(**state["timing"])
+        losses = state["train_losses"]
+        self.train_losses = [] if losses is None else list(losses.to(self.device).unbind())
 
     def train_loss_frame(self) -> pd.DataFrame:
 
