@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,6 @@ class RunOutcome:
 
 
 def read_summary(run: RunDir) -> dict[str, Any]:
-    import json
-
     return json.loads(run.file("summary.json").read_text())
 
 
