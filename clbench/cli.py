@@ -1,4 +1,5 @@
-"""The `clbench` command line: ``run`` and ``list`` (heavy imports happen inside commands)."""
+"""The `clbench` command line: ``run``, ``list`` and ``plot`` (heavy imports happen inside
+commands)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # overrides may follow options (`clbench run cfg.yaml --quiet a.b=1`): collect the leftovers
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if getattr(args, "command", None) != "run" or any(e.startswith("-") for e in extra):
+        # commands taking `overrides` (run, plot) collect them wherever they appear
+        if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides.extend(extra)
     if not getattr(args, "command", None):
@@ -58,16 +60,38 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list registered datasets, scenarios, models and strategies")
     lst.add_argument("kind", nargs="?", choices=["data", "scenarios", "models", "strategies"])
     lst.set_defaults(handler=_cmd_list)
+
+    plot = sub.add_parser(
+        "plot",
+        help="draw figures (--schedule: the task x phase sample counts of a scenario)",
+        description="Draw a figure. --schedule builds the scenario plan of CONFIG (YAML; default: "
+        "the embedded default) with `key.sub=value` overrides, without training or writing a run "
+        "folder, and draws its task x phase heatmap of training-sample counts.",
+    )
+    mode = plot.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--schedule", action="store_true", help="heatmap of the scenario's sample counts"
+    )
+    plot.add_argument("config", nargs="?", help="YAML config file (optional)")
+    plot.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    plot.add_argument("--out", default="schedule.png", help="PNG path (default: schedule.png)")
+    plot.add_argument("--log", action="store_true", help="logarithmic colour scale")
+    plot.set_defaults(handler=_cmd_plot)
     return parser
+
+
+def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The optional CONFIG positional may be the first override (`clbench run a.b=1`)."""
+    config_path, overrides = args.config, list(args.overrides)
+    if config_path is not None and "=" in config_path:
+        return None, [config_path, *overrides]
+    return config_path, overrides
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from clbench.config import build_config
 
-    config_path, overrides = args.config, list(args.overrides)
-    if config_path is not None and "=" in config_path:  # `clbench run key=value ...`
-        overrides.insert(0, config_path)
-        config_path = None
+    config_path, overrides = _config_and_overrides(args)
     if args.out:
         overrides.append(f"output.root={args.out}")
     config = build_config(config_path, overrides)
@@ -107,6 +131,27 @@ def _cmd_list(args: argparse.Namespace) -> int:
             for pname, ptype, default, desc in describe_params(cls.Config):
                 print(f"      {pname} ({ptype}, default {default!r}): {desc}")
         print()
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clbench.config import build_config
+    from clbench.engine.runner import prepare
+    from clbench.plots import plot_schedule
+
+    config_path, overrides = _config_and_overrides(args)
+    # prepare validates everything and loads the data but writes nothing
+    plan = prepare(build_config(config_path, overrides)).plan
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_schedule(plan, out, log_scale=args.log)
+    counts = plan.count_matrix()
+    print(
+        f"{out}: {plan.scenario} on {plan.dataset}, {plan.num_tasks} tasks x "
+        f"{len(plan.phases)} phases, {int(counts.sum())} training samples"
+    )
     return 0
 
 

@@ -92,6 +92,12 @@ class RunConfig(_Section):
         "fp32", description="bf16 = autocast mixed precision"
     )
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads (default: torch's choice, one per core); 1 on a shared "
+        "machine, where spinning threads of two busy processes slow both many-fold",
+    )
 
 
 DATA_COMMON = ("name", "root", "download")

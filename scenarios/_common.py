@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from clbench.data.dataset import InMemoryDataset
 from clbench.errors import ConfigError
 from clbench.plan import Phase, ScenarioPlan, Task, sequential_phases
+from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario import ScenarioBuilder
 
 # Scenario parameters arrive under the ``scenario`` key of a run config; build-time errors name
@@ -63,3 +64,31 @@ def make_plan(
         phases=tuple(phases) if phases is not None else sequential_phases(tasks),
         params=builder.config.model_dump(),
     )
+
+
+class NestedScenario:
+    """A scenario given as ``{name: ..., **params}`` inside another scenario's config.
+
+    Its parameters are validated when the outer builder is made (still before any work), so an
+    error names the exact nested parameter (``scenario.of.n_experiences``) instead of the whole
+    dict; dataset-dependent errors raised by ``build`` are re-pointed the same way.
+    """
+
+    def __init__(self, spec: dict[str, Any], field: str) -> None:
+        params = dict(spec)
+        name = params.pop("name")
+        builder_cls = SCENARIOS.get(name, field=f"{field}.name")
+        self.field = field
+        self.builder: ScenarioBuilder = builder_cls(
+            validate_params(builder_cls.Config, params, field)
+        )
+        self.resolved = {"name": name, **self.builder.config.model_dump()}
+
+    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+        try:
+            return self.builder.build(dataset, seed)
+        except ConfigError as exc:
+            field = exc.field
+            if field.startswith(f"{PREFIX}."):
+                field = self.field + field[len(PREFIX) :]
+            raise ConfigError(field, exc.value, exc.allowed) from None

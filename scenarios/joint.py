@@ -12,11 +12,10 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field, field_validator
 
 from clbench.data.dataset import InMemoryDataset
-from clbench.errors import ConfigError
 from clbench.plan import Phase, PhasePart, ScenarioPlan, Setting
-from clbench.registry import SCENARIOS, validate_params
+from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
-from scenarios._common import PREFIX, invalid, make_plan
+from scenarios._common import PREFIX, NestedScenario, invalid, make_plan
 
 _INNER = f"{PREFIX}.of"  # parameter path of the inner scenario, used in its error messages
 
@@ -48,31 +47,16 @@ class Joint(ScenarioBuilder):
             return of
 
     def __init__(self, config: BaseModel) -> None:
-        # The inner parameters are validated here, not in Config: pydantic would wrap the inner
-        # ConfigError into an error on `scenario.of` as a whole, while this names the exact
-        # parameter (`scenario.of.n_experiences`). Builders are made right after validation,
-        # so the error still comes before any work.
-        params = dict(config.of)
-        name = params.pop("name")
-        inner_cls = SCENARIOS.get(name, field=f"{_INNER}.name")
-        self.inner: ScenarioBuilder = inner_cls(validate_params(inner_cls.Config, params, _INNER))
-        resolved = {"name": name, **self.inner.config.model_dump()}
-        super().__init__(config.model_copy(update={"of": resolved}))
+        self.inner = NestedScenario(config.of, _INNER)
+        super().__init__(config.model_copy(update={"of": self.inner.resolved}))
 
     @property
     def setting(self) -> Setting:
-        return self.inner.setting
+        return self.inner.builder.setting
 
     def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
         """The inner plan's tasks, with every task's training samples in a single phase."""
-        try:
-            inner = self.inner.build(dataset, seed)
-        except ConfigError as exc:
-            # Point dataset-dependent errors of the inner build at `scenario.of.<param>`.
-            field = exc.field
-            if field.startswith(f"{PREFIX}."):
-                field = _INNER + field[len(PREFIX) :]
-            raise ConfigError(field, exc.value, exc.allowed) from None
+        inner = self.inner.build(dataset, seed)
         parts = tuple(PhasePart(t.id, t.train_indices) for t in inner.tasks)
         # current_task = the last task: every task counts as seen, whichever way the engine
         # derives seen tasks (tasks <= current_task, or tasks with samples in the phase).

@@ -55,3 +55,14 @@ def test_resolved_config_fills_defaults_and_hash_ignores_output():
 def test_unknown_top_level_setting():
     with pytest.raises(ConfigError, match="trian"):
         build_config(None, ["trian.lr=1"])
+
+
+def test_resolved_config_revalidates_derived_values(tmp_path):
+    """A source whose validator derives a field (synthetic dim from image_size) still runs."""
+    from clbench.engine.runner import prepare
+
+    config = build_config(None, ["data.name=synthetic", "data.image_size=8", "data.num_classes=10"])
+    assert config.data["dim"] == 64
+    assert prepare(config).dataset.input_shape == (1, 8, 8)
+    with pytest.raises(ConfigError, match="dim must be image_size"):
+        build_config(None, ["data.name=synthetic", "data.image_size=8", "data.dim=32"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -60,3 +61,25 @@ def test_subsets_fixed_and_drawn_from_each_tasks_test_split(tmp_path):
         assert np.array_equal(sa, sb)
         assert set(sa.tolist()) <= set(task.test_indices.tolist())
         assert len(sa) == 40
+
+
+def test_counts_and_losses_match_a_plain_computation(tmp_path):
+    """Per-task correct counts and mean CE equal a direct model(x) + cross_entropy per task."""
+    import torch.nn.functional as F
+
+    for scenario in ("class_incremental", "task_incremental"):
+        config = build_config(None, fast_overrides(tmp_path, **{"scenario.name": scenario}))
+        exp = Experiment(prepare(config))
+        exp.evaluator.batch_size = 7  # several batches, last one partial
+        exp.evaluator.evaluate_subsets(step=0, phase=0, current_task=0, seen_upto=3)
+        rows = exp.log.frame()
+        data, model = exp.data, exp.model
+        model.eval()
+        with torch.no_grad():
+            for t, indices in enumerate(exp.evaluator.subset_indices):
+                idx = torch.as_tensor(indices)
+                batch = data.make_batch(idx, torch.full_like(idx, t), split="test")
+                logits = data.mask_logits(model(batch.x), batch.task)
+                row = rows[rows.task == t].iloc[0]
+                assert row.correct == int((logits.argmax(1) == batch.y).sum())
+                assert row.loss == pytest.approx(F.cross_entropy(logits, batch.y).item(), rel=1e-5)

@@ -17,7 +17,7 @@ from clbench.data.transforms import DeviceTransform
 from clbench.plan import ScenarioPlan
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses pay for object.__setattr__ per field
 class Batch:
     """A training or evaluation batch on the device."""
 
@@ -64,6 +64,7 @@ class StreamData:
             None if t.transform.kind == "identity" else DeviceTransform(t.transform, shape, device)
             for t in plan.tasks
         ]
+        self._any_transform = any(t is not None for t in self._transforms)
 
     def _to_device(self, split: Split) -> Split:
         return Split(split.x.to(self.device), split.y.to(self.device))
@@ -89,7 +90,7 @@ class StreamData:
         return Batch(x=x, y=y, task=task, index=index)
 
     def _transformed_tasks(self, task: torch.Tensor) -> list[int]:
-        if all(t is None for t in self._transforms):
+        if not self._any_transform:
             return []
         # one small sync per batch, only for scenarios with input transforms
         return [t for t in torch.unique(task).tolist() if self._transforms[t] is not None]

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from clbench.data.stream import StreamData
@@ -97,18 +96,26 @@ class ContinualEvaluator:
         self._subset_n = torch.as_tensor(sizes, dtype=torch.long)
 
     def _forward_counts(self, x, y, task, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-task (correct, summed loss) over one pre-built input tensor, in eval batches."""
-        device = self.data.device
-        correct = torch.zeros(num_tasks, device=device)
-        loss = torch.zeros(num_tasks, device=device)
+        """Per-task (correct, summed loss) over one pre-built input tensor.
+
+        Forward passes go batch by batch into one logits tensor; masking, predictions and the
+        loss (logsumexp minus the target logit, i.e. cross-entropy) then run once over all of it.
+        """
+        logits = None
         for start in range(0, y.shape[0], self.batch_size):
             sl = slice(start, start + self.batch_size)
             with self.autocast():
-                logits = self.predict(x[sl], task[sl])
-            logits = self.data.mask_logits(logits.float(), task[sl])
-            correct.index_add_(0, task[sl], (logits.argmax(1) == y[sl]).float())
-            loss.index_add_(0, task[sl], F.cross_entropy(logits, y[sl], reduction="none"))
-        return correct, loss
+                out = self.predict(x[sl], task[sl])
+            if logits is None:
+                logits = out.new_empty((y.shape[0], out.shape[1]), dtype=torch.float32)
+            logits[sl] = out
+        logits = self.data.mask_logits(logits, task)
+        pred = logits.argmax(1)
+        loss = torch.logsumexp(logits, 1) - logits.gather(1, y[:, None]).squeeze(1)
+        device = self.data.device
+        correct = torch.zeros(num_tasks, device=device).index_add_(0, task, (pred == y).float())
+        loss_sum = torch.zeros(num_tasks, device=device).index_add_(0, task, loss)
+        return correct, loss_sum
 
     def evaluate_subsets(self, step: int, phase: int, current_task: int, seen_upto: int) -> None:
         """Continual evaluation of tasks ``0..seen_upto`` on their fixed subsets."""

@@ -108,6 +108,8 @@ class Experiment:
         self.device = prepared.device
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         seed_globals(prepared.seeds["model"])
         model_name, model_params = component(cfg, "model")
         self.model = (

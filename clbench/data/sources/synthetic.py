@@ -69,12 +69,12 @@ class Synthetic(DataSource):
 
         @model_validator(mode="after")
         def _dim_matches_image(self) -> Synthetic.Config:
-            if (
-                self.image_size is not None
-                and "dim" in self.model_fields_set
-                and self.dim != self.image_size**2
-            ):
+            if self.image_size is None:
+                return self
+            if "dim" in self.model_fields_set and self.dim != self.image_size**2:
                 raise ValueError(f"dim must be image_size**2 = {self.image_size**2} or left unset")
+            # store the implied dim so the resolved config re-validates unchanged
+            self.dim = self.image_size**2
             return self
 
     summary: ClassVar[str] = "Seeded Gaussian class clusters with controllable task similarity."
