@@ -29,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClbenchError as exc:
         print(f"clbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `clbench list | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
