@@ -7,10 +7,12 @@ optional but `observe`:
 
 - ``setup(ctx)``: once, after the model and data exist (builds the optimizer by default);
 - ``training_parts(phase_index)``: the data a phase trains on (default: the phase's own parts);
+- ``phase_batches(parts, ...)``: how that data is cut into batches (default: seeded shuffles);
 - ``before_phase(phase_index)`` / ``after_phase(phase_index)``: around each training phase;
 - ``observe(batch)``: one optimizer update on a batch; returns the loss tensor (not synced);
 - ``predict(x, task)``: logits used by the evaluator (default: ``model(x)``);
-- ``state_dict()`` / ``load_state_dict()``: everything needed to resume (buffers, statistics).
+- ``state_dict()`` / ``load_state_dict()``: everything needed to resume (buffers, statistics);
+- ``report()``: extra JSON-serialisable facts for the run summary (costs, selected modules...).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch, StreamData
 from clbench.plan import PhasePart, ScenarioPlan
 
@@ -101,6 +104,16 @@ class Strategy(ABC):
     def training_parts(self, phase_index: int) -> Sequence[PhasePart]:
         return self.ctx.plan.phases[phase_index].parts
 
+    def phase_batches(
+        self,
+        parts: Sequence[PhasePart],
+        batch_size: int,
+        generator: torch.Generator,
+        drop_last: bool,
+    ) -> PhaseBatches:
+        """The batch iterator over a phase's parts (override to change batch composition)."""
+        return PhaseBatches(parts, batch_size, generator, drop_last)
+
     def before_phase(self, phase_index: int) -> None:  # noqa: B027 - optional hook
         """Called before the first update of each phase."""
 
@@ -123,6 +136,10 @@ class Strategy(ABC):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+
+    def report(self) -> dict[str, Any]:
+        """Strategy-specific facts for ``summary.json`` (under ``strategy_report``)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

@@ -95,6 +95,7 @@ def _summary(experiment: Experiment, records) -> dict[str, Any]:
         "scenario_hash": experiment.prepared.plan.content_hash,
         "eval_every": cfg.eval.every,
         "metrics": metrics,
+        "strategy_report": experiment.strategy.report(),
         "budget": {
             "updates": timing.updates,
             "samples_seen": timing.samples_seen,

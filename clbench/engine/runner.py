@@ -19,7 +19,6 @@ import pandas as pd
 import torch
 
 from clbench.config import RunConfig, component, config_hash
-from clbench.data.batches import PhaseBatches
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import resolve_data_root
 from clbench.data.stream import StreamData
@@ -165,15 +164,12 @@ class Experiment:
         self.timing.eval_s += time.perf_counter() - start
 
     def total_updates(self) -> int:
+        """Updates the whole run will make (for progress bars); draws no random numbers."""
         t = self.prepared.config.train
-        return sum(
-            len(
-                PhaseBatches(
-                    self.strategy.training_parts(k), t.batch_size, self.data_generator, t.drop_last
-                )
-            )
-            * t.epochs
-            for k in range(len(self.prepared.plan.phases))
+        parts = [self.strategy.training_parts(k) for k in range(len(self.prepared.plan.phases))]
+        return t.epochs * sum(
+            len(self.strategy.phase_batches(p, t.batch_size, self.data_generator, t.drop_last))
+            for p in parts
         )
 
     def run(self, on_update: Callable[[int], None] | None = None) -> None:
@@ -193,7 +189,7 @@ class Experiment:
             parts = self.strategy.training_parts(k)
             current = phase.current_task
             seen_upto = max([seen_upto, current, *(p.task for p in parts)])
-            batches = PhaseBatches(
+            batches = self.strategy.phase_batches(
                 parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
             )
             self.strategy.before_phase(k)
