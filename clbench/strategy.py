@@ -13,12 +13,15 @@ optional but `observe`:
 - ``predict(x, task)``: logits used by the evaluator (default: ``model(x)``);
 - ``state_dict()`` / ``load_state_dict()``: everything needed to resume (buffers, statistics);
 - ``report()``: extra JSON-serialisable facts for the run summary (costs, selected modules...).
+
+A wrapper (e.g. ``view_batch``) can add a loss term to a base strategy without copying its
+`observe` by setting ``base.extra_loss = fn``: `loss` then returns ``CE + fn(logits, batch)``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -78,6 +81,8 @@ class StrategyContext:
     optimizer: OptimizerSettings
     batch_size: int
     generator: torch.Generator  # the strategy's own seeded RNG (buffer sampling, ...)
+    # updates of the whole run; set by the engine right after `setup` (None before)
+    total_updates: int | None = None
 
 
 class Strategy(ABC):
@@ -88,6 +93,8 @@ class Strategy(ABC):
 
     capabilities: ClassVar[Capabilities] = Capabilities()
     summary: ClassVar[str] = ""
+    # optional term `loss` adds to every call: fn(raw logits, batch) -> scalar (set by wrappers)
+    extra_loss: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
@@ -128,8 +135,14 @@ class Strategy(ABC):
         return self.model(x)
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Cross-entropy, restricted to each sample's task outputs in task-incremental runs."""
-        return F.cross_entropy(self.data.mask_logits(logits, batch.task), batch.y)
+        """Cross-entropy, restricted to each sample's task outputs in task-incremental runs.
+
+        Plus ``self.extra_loss(logits, batch)`` when a wrapper has set it.
+        """
+        loss = F.cross_entropy(self.data.mask_logits(logits, batch.task), batch.y)
+        if self.extra_loss is not None:
+            loss = loss + self.extra_loss(logits, batch)
+        return loss
 
     def step(self, loss: torch.Tensor) -> None:
         """Backward and optimizer step (the common tail of `observe`)."""

@@ -132,6 +132,8 @@ class Experiment:
             )
         )
         self.data_generator = torch.Generator().manual_seed(prepared.seeds["data_order"])
+        # after setup: a strategy's training_parts may need its context (k-FPF's schedule)
+        self.strategy.ctx.total_updates = self.total_updates()
         self.log = RecordLog()
         self.evaluator = ContinualEvaluator(
             self.data,

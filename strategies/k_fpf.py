@@ -1,0 +1,101 @@
+"""k-FPF: plain SGD on the stream (no per-step replay) plus FPF triggered k times.
+
+Zhao et al., ICML 2023, arXiv:2304.04158 (strategies spec B.1.4-5): "k-FPF periodically
+(regardless of task boundaries) applies FPF for k times during training" (Fig. 2 caption).
+Each update is one SGD step on the new batch only, which is then offered to a reservoir memory
+(`clbench.buffers.ReservoirBuffer`, the class ER uses), with the batch's logits for KD. FPF runs
+after updates ``round(i·T/k)``, i = 1..k, where T is the run's total number of updates
+(``final_fpf: true``: the k-th run is at the very end) or ``round(i·T/(k+1))`` (``final_fpf:
+false``: all k runs strictly inside training). Variants: k-FPF-CE (``loss: ce``, CE on buffered
+labels) and k-FPF-KD (``loss: kd``, DER-style MSE to the stored logits, + CE when ``kd_ce``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from clbench.buffers import ReservoirBuffer
+from clbench.data.stream import Batch
+from clbench.fpf import FPFController, FPFOptions
+from clbench.registry import STRATEGIES
+from clbench.strategy import Capabilities, Strategy, StrategyContext
+
+
+def trigger_steps(total_updates: int, k: int, final_fpf: bool = True) -> list[int]:
+    """The updates after which k-FPF finetunes (1-based, evenly spaced, boundary-free)."""
+    parts = k if final_fpf else k + 1
+    return [max(1, round(i * total_updates / parts)) for i in range(1, k + 1)]
+
+
+@STRATEGIES.register("k_fpf")
+class KFPF(Strategy):
+    summary = "k-FPF: SGD without replay + FPF on the buffer k times (CE or KD)"
+    capabilities = Capabilities(uses_buffer=True)
+
+    class Config(Strategy.Config, FPFOptions):
+        k: int = Field(10, ge=1, description="FPF runs per sequence (spec B.3 kfpf.k, placeholder)")
+        loss: Literal["ce", "kd"] = Field(
+            "kd", description="k-FPF-CE or k-FPF-KD (spec B.3 kfpf.loss default kd)"
+        )
+        final_fpf: bool = Field(
+            True, description="the k-th run at the last update (spec B.3 kfpf.final_fpf)"
+        )
+        buffer_size: int = Field(
+            200, ge=0, description="reservoir slots (Mammoth sizes 200/500, spec B.2)"
+        )
+
+    config: Config
+
+    def setup(self, ctx: StrategyContext) -> None:
+        super().setup(ctx)
+        cfg = self.config
+        extra = ctx.model.num_outputs if cfg.loss == "kd" else 0
+        self.buffer = ReservoirBuffer(cfg.buffer_size, extra_dim=extra)
+        self.fpf = FPFController(cfg, ctx.model, ctx.data, ctx.device, cfg.loss)
+        self.updates = 0
+        self._triggers: list[int] | None = None
+
+    @property
+    def triggers(self) -> list[int]:
+        """Trigger steps, from the engine's ``ctx.total_updates`` (set right after `setup`)."""
+        if self._triggers is None:
+            total = self.ctx.total_updates
+            if total is None:
+                raise RuntimeError("k_fpf needs StrategyContext.total_updates (set by the engine)")
+            self._triggers = trigger_steps(total, self.config.k, self.config.final_fpf)
+        return self._triggers
+
+    def observe(self, batch: Batch) -> torch.Tensor:
+        with self.fpf.meter.part("sgd"):
+            logits = self.model(batch.x)
+            loss = self.loss(logits, batch)
+            self.step(loss)
+            extra = logits.detach() if self.config.loss == "kd" else None
+            self.buffer.add(batch.index, batch.task, batch.y, self.ctx.generator, extra)
+        self.updates += 1
+        for _ in range(self.triggers.count(self.updates)):  # repeats when k > T
+            self.fpf.run(self.buffer, self.ctx.generator, self.updates)
+        return loss.detach()
+
+    def after_phase(self, phase_index: int) -> None:
+        self.fpf.tracker.snapshot()
+
+    def report(self) -> dict[str, Any]:
+        return {"trigger_steps": self.triggers, **self.fpf.report()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "fpf": self.fpf.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.buffer.load_state_dict(state["buffer"])
+        self.fpf.load_state_dict(state["fpf"])
+        self.updates = state["updates"]

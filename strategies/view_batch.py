@@ -1,0 +1,347 @@
+"""View-Batch Model (VBM): recall-interval replay and one-to-many self-supervision.
+
+Kang et al., "Do Your Best and Get Enough Rest for Continual Learning", CVPR 2025
+(arXiv:2503.18371; official code hankyul2/ViewBatchModel @ ed83f71, iCaRL only). Spec:
+``shared/specs/strategies.md`` Part A. A modifier over a base strategy (``base.name``: ``er``,
+``naive``, ...), two independent parts:
+
+- **replay interval** (`replay_interval`): every batch holds B/V unique samples, each repeated as
+  V adjacent views, so a sample recurs every B·T·V samples instead of B·T (paper Eq. 2). As in the
+  official sampler (spec A.3), the epoch count is unchanged: a *cycle* of V epochs draws one
+  permutation of the phase's N samples and each epoch of the cycle takes the next N/V of them,
+  so each unique sample is visited once per V epochs, as V views, and every epoch has the base's
+  number of batches and (when V divides N) samples. Replay-buffer draws of a base that samples an
+  `clbench.buffers` memory are view-batched too (``apply_to``; Table 7 "both").
+- **self-supervision** (`ssl`): views 2..V are strongly augmented (`clbench.data.augment`) and
+  ``ssl_weight · mean_j KL(p¹ ‖ pʲ)`` (Eq. 3-4) is added to the base loss through
+  `Strategy.extra_loss`, with the first (weak) view as a detached target (official code).
+
+Views are grouped by sample index (runs of equal indices), not by the official code's "same label
+as the previous sample" heuristic (spec A.4), so the anchor is always the sample's first view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+
+from clbench.data.augment import build_augment, noise_views
+from clbench.data.batches import PhaseBatches
+from clbench.data.stream import Batch, StreamData
+from clbench.errors import ConfigError, IncompatibleError
+from clbench.plan import PhasePart
+from clbench.registry import STRATEGIES, validate_params
+from clbench.strategy import Capabilities, Strategy, StrategyContext
+
+
+class ViewBatches:
+    """``(indices, task ids)`` batches of B/V unique samples, each repeated V times adjacently.
+
+    A cycle of V epochs draws one permutation of the N samples (from ``generator``); epoch j of
+    the cycle takes permutation slice ``[j·N//V, (j+1)·N//V)``, so every sample appears in exactly
+    one epoch per cycle. Each epoch yields ``len(self)`` batches, the base `PhaseBatches` count:
+    full batches of ``batch_size // V`` groups, with the remainder spread so that no batch is
+    empty (dropped instead with ``drop_last``, like the base's partial batch).
+    """
+
+    def __init__(
+        self,
+        parts: Sequence[PhasePart],
+        batch_size: int,
+        generator: torch.Generator,
+        drop_last: bool,
+        views: int,
+    ) -> None:
+        if batch_size % views:
+            raise ConfigError(
+                "train.batch_size", batch_size, f"a multiple of strategy.views ({views})"
+            )
+        base = PhaseBatches(parts, batch_size, generator, drop_last)
+        self.index, self.task, self._len = base.index, base.task, len(base)
+        self.views, self.groups = views, batch_size // views
+        self.generator, self.drop_last = generator, drop_last
+        self.epochs_started = 0
+        self._perm = torch.empty(0, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, v = self.index.shape[0], self.views
+        j = self.epochs_started % v
+        if j == 0:  # a new cycle of V epochs
+            self._perm = torch.randperm(n, generator=self.generator)
+        self.epochs_started += 1
+        unique = self._perm[j * n // v : (j + 1) * n // v]
+        b = torch.arange(1, self._len + 1)
+        if self.drop_last:
+            ends = b * self.groups
+        else:  # full batches first; the last batches keep at least one group each
+            ends = torch.minimum(b * self.groups, unique.shape[0] - (self._len - b)).clamp_min(0)
+        start = 0
+        for end in ends.tolist():
+            if end > start:
+                sel = unique[start:end]
+                yield self.index[sel].repeat_interleave(v), self.task[sel].repeat_interleave(v)
+            start = max(start, end)
+
+
+class _CountedBatches:
+    """The base strategy's batches, counting epochs (for ``ssl_start_epoch``)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.epochs_started = inner, 0
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.epochs_started += 1
+        return self.inner.epoch()
+
+
+class _ViewData:
+    """The base strategy's `StreamData`: while it observes, train batches get view augmentation."""
+
+    def __init__(self, data: StreamData, owner: ViewBatch) -> None:
+        self._data, self._owner = data, owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._data, name)
+
+    def make_batch(self, index: torch.Tensor, task: torch.Tensor, split: str = "train") -> Batch:
+        batch = self._data.make_batch(index, task, split)
+        if self._owner.observing and split == "train":
+            batch = self._owner.augment_views(batch)
+        return batch
+
+
+def view_groups(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(is_first_view, group id, view number within the group) of runs of equal indices."""
+    first = torch.ones_like(index, dtype=torch.bool)
+    first[1:] = index[1:] != index[:-1]
+    group = first.long().cumsum(0) - 1
+    starts = first.nonzero().flatten()
+    level = torch.arange(index.shape[0], device=index.device) - starts[group]
+    return first, group, level
+
+
+@STRATEGIES.register("view_batch")
+class ViewBatch(Strategy):
+    summary = "View-Batch Model: V-view batches (longer recall interval) + one-to-many KL"
+    capabilities = Capabilities(uses_buffer=True)
+
+    class Config(Strategy.Config):
+        base: dict[str, Any] = Field(
+            default_factory=lambda: {"name": "er"},
+            validate_default=True,
+            description="The wrapped strategy and its parameters, e.g. {name: er, "
+            "buffer_size: 200} (spec A.6: ER, DER++, iCaRL, LwF in the paper)",
+        )
+        views: int = Field(
+            4,
+            ge=1,
+            description="V, views per sample = recall-interval factor (official runs "
+            "`--aug-repeat 4`; paper Fig. 6: x3-x4 best); 1 disables view-batching",
+        )
+        replay_interval: bool = Field(
+            True,
+            description="View-batch sampler (Eq. 2); false: the base's batches, and with "
+            "view_aug the official 'strong aug only' ablation (positions p % V != 0 augmented)",
+        )
+        apply_to: Literal["both", "current", "buffer"] = Field(
+            "both",
+            description="What is view-batched: the phase's data, buffer draws, or both (paper "
+            "Table 7: 'both' best)",
+        )
+        view_aug: Literal["strong", "noise", "none"] = Field(
+            "strong",
+            description="Views 2..V: strong augmentation (paper Alg. 1: AutoAugment), the "
+            "code's `--prog-aug 1` noise x+U[0,1)·0.2·j/(V-1), or none",
+        )
+        augment_policy: Literal["auto", "autoaugment", "light", "vector"] = Field(
+            "auto",
+            description="Strong policy (clbench.data.augment): auto = AutoAugment CIFAR-10 for "
+            "RGB, the light policy for grey images, noise/dropout for vectors",
+        )
+        ssl: bool = Field(
+            True, description="One-to-many KL term (Eq. 3); false = the code's `--prog-aug 5`"
+        )
+        ssl_weight: float = Field(
+            1.0, ge=0, description="λ in Eq. 4 (paper; code `--prog-alpha 1.0`)"
+        )
+        ssl_start_epoch: int = Field(
+            6,
+            ge=0,
+            description="First epoch (0-based, per phase) with the KL term (code: `epoch > 5`; "
+            "lower it for short schedules, spec A.4 suggests 12% of the epochs)",
+        )
+        kl_normalisation: Literal["per_sample", "official_seen_classes"] = Field(
+            "per_sample",
+            description="per_sample: mean over views of KL summed over classes (Eq. 3); "
+            "official_seen_classes: softmax over seen classes, KL / #seen (code's "
+            "kl_div reduction='mean')",
+        )
+
+        @field_validator("base")
+        @classmethod
+        def _validate_base(cls, value: dict[str, Any]) -> dict[str, Any]:
+            params = dict(value)
+            name = params.pop("name", "er")
+            if name == "view_batch":
+                raise ValueError("view_batch cannot wrap itself")
+            base_cls = STRATEGIES.get(name, field="strategy.base.name")
+            validated = validate_params(base_cls.Config, params, "strategy.base")
+            return {"name": name, **validated.model_dump(mode="json")}
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        params = dict(config.base)
+        base_cls = STRATEGIES.get(params.pop("name"))
+        self.base: Strategy = base_cls(base_cls.Config.model_validate(params))
+        self.observing = False
+        self._batches: Any = None
+        self._ssl_sum = torch.zeros(())
+        self._ssl_updates = 0
+
+    # --- composition -------------------------------------------------------------------------
+    def setup(self, ctx: StrategyContext) -> None:
+        problems = type(self.base).capabilities.problems_with(ctx.plan)
+        if problems:
+            raise IncompatibleError(f"view_batch base {self.config.base['name']!r}: {problems}")
+        self.ctx, self.model, self.data = ctx, ctx.model, ctx.data
+        self.base.setup(ctx)
+        self.base.data = _ViewData(ctx.data, self)  # type: ignore[assignment]
+        self.optimizer = getattr(self.base, "optimizer", None)
+        cfg = self.config
+        buffer = getattr(self.base, "buffer", None)
+        if buffer is not None:
+            self.buffer = buffer  # the run summary's memory size/bytes
+        if cfg.replay_interval and cfg.apply_to != "current" and hasattr(buffer, "sample"):
+            draw = buffer.sample
+
+            def view_sample(n: int, generator: torch.Generator) -> torch.Tensor:
+                if not self.observing or cfg.views == 1:
+                    return draw(n, generator)
+                return draw(max(1, n // cfg.views), generator).repeat_interleave(cfg.views)
+
+            buffer.sample = view_sample
+        ds = ctx.data.dataset
+        self._augment = build_augment(cfg.augment_policy, ds.input_shape, ds.mean, ds.std)
+        self._seen = torch.zeros(ctx.plan.num_outputs, dtype=torch.bool, device=ctx.device)
+        self._seen_upto = -1
+
+    def training_parts(self, phase_index: int) -> Sequence[PhasePart]:
+        return self.base.training_parts(phase_index)
+
+    def phase_batches(
+        self,
+        parts: Sequence[PhasePart],
+        batch_size: int,
+        generator: torch.Generator,
+        drop_last: bool,
+    ) -> Any:
+        cfg = self.config
+        if cfg.replay_interval and cfg.apply_to != "buffer" and cfg.views > 1:
+            self._batches = ViewBatches(parts, batch_size, generator, drop_last, cfg.views)
+        else:
+            inner = self.base.phase_batches(parts, batch_size, generator, drop_last)
+            self._batches = _CountedBatches(inner)
+        return self._batches
+
+    def before_phase(self, phase_index: int) -> None:
+        phase = self.ctx.plan.phases[phase_index]
+        tasks = [phase.current_task, *(p.task for p in self.training_parts(phase_index))]
+        self._seen_upto = max(self._seen_upto, *tasks)
+        self._seen = self.data.output_mask[: self._seen_upto + 1].any(0)
+        self.base.before_phase(phase_index)
+
+    def after_phase(self, phase_index: int) -> None:
+        self.base.after_phase(phase_index)
+
+    def predict(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        return self.base.predict(x, task)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.base.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.base.load_state_dict(state)
+
+    def report(self) -> dict[str, Any]:
+        cfg = self.config
+        n = self._ssl_updates
+        return {
+            **self.base.report(),
+            "view_batch": {
+                "views": cfg.views,
+                "replay_interval": cfg.replay_interval,
+                "ssl": cfg.ssl,
+                "ssl_terms": n,
+                "ssl_mean": float(self._ssl_sum) / n if n else None,
+            },
+        }
+
+    # --- the update ----------------------------------------------------------------------------
+    def observe(self, batch: Batch) -> torch.Tensor:
+        cfg = self.config
+        epoch = (self._batches.epochs_started - 1) if self._batches is not None else 0
+        use_ssl = cfg.ssl and cfg.views > 1 and cfg.ssl_weight > 0 and epoch >= cfg.ssl_start_epoch
+        self.base.extra_loss = self.ssl_loss if use_ssl else None
+        self.observing = True
+        try:
+            return self.base.observe(self.augment_views(batch))
+        finally:
+            self.observing = False
+            self.base.extra_loss = None
+
+    def _view_positions(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(is weak/first view, view number) per position."""
+        if self.config.replay_interval:
+            first, _, level = view_groups(batch.index)
+            return first, level
+        level = torch.arange(len(batch), device=batch.index.device) % self.config.views
+        return level == 0, level
+
+    def augment_views(self, batch: Batch) -> Batch:
+        """Views 2..V of each sample get the ``view_aug`` augmentation; first views stay as is."""
+        cfg = self.config
+        if cfg.view_aug == "none" or cfg.views == 1:
+            return batch
+        first, level = self._view_positions(batch)
+        rows = (~first).nonzero().flatten()
+        if rows.numel() == 0:
+            return batch
+        gen = self.ctx.generator
+        x_views = batch.x.index_select(0, rows)
+        if cfg.view_aug == "strong":
+            x_views = self._augment(x_views, gen)
+        else:
+            x_views = noise_views(x_views, level[rows].float() / (cfg.views - 1), gen)
+        x = batch.x.index_copy(0, rows, x_views.to(batch.x.dtype))
+        return Batch(x=x, y=batch.y, task=batch.task, index=batch.index)
+
+    def ssl_loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """``ssl_weight · mean over views j ≥ 2 of KL(p¹ ‖ pʲ)``, p¹ detached (Eq. 3)."""
+        cfg = self.config
+        first, group, _ = view_groups(batch.index)
+        if bool(first.all()):
+            return logits.sum() * 0.0
+        z = self.data.mask_logits(logits, batch.task).float()
+        if cfg.kl_normalisation == "official_seen_classes":
+            z = z[:, self._seen]
+        z = torch.where(torch.isfinite(z), z, torch.full_like(z, -1e4))  # task-IL masks: p = 0
+        logp = F.log_softmax(z, dim=-1)
+        anchor_pos = first.nonzero().flatten()[group]
+        target = logp.detach()[anchor_pos]
+        kl = (target.exp() * (target - logp)).sum(-1)[~first]
+        term = kl.mean()
+        if cfg.kl_normalisation == "official_seen_classes":
+            term = term / z.shape[1]
+        self._ssl_sum = self._ssl_sum.to(term.device) + term.detach()  # no per-step sync
+        self._ssl_updates += 1
+        return cfg.ssl_weight * term

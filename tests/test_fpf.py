@@ -1,0 +1,223 @@
+"""FPF / k-FPF (Zhao et al. ICML 2023): selection, isolation, schedule, KD targets, costs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from clbench.buffers import ReservoirBuffer
+from clbench.config import build_config
+from clbench.engine.runner import Experiment, prepare
+from clbench.errors import ConfigError
+from clbench.fpf import FinetuneSettings, SensitivityTracker, finetune, resolve_patterns
+from clbench.metrics import compute_metrics
+from clbench.models.base import ContinualModel
+from strategies.k_fpf import trigger_steps
+from tests.conftest import fast_overrides
+
+BN = {"model.batch_norm": "true"}
+
+
+def experiment(tmp_path, run=True, **extra) -> Experiment:
+    exp = Experiment(prepare(build_config(None, fast_overrides(tmp_path, **extra))))
+    if run:
+        exp.run()
+    return exp
+
+
+def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_only_selected_parameters_and_bn_stats_change(tmp_path):
+    exp = experiment(tmp_path, **{"strategy.name": "er", **BN, "model.hidden_sizes": "[32,32]"})
+    model, buffer = exp.model, exp.strategy.buffer
+    selected = ["backbone.2", "head"]  # the first BatchNorm and the classifier
+    assert resolve_patterns(model, ["bn", "fc"], "f") == ["backbone.2", "backbone.5", "head"]
+    before = full_state(model)
+    flags = [p.requires_grad for p in model.parameters()]
+    settings = FinetuneSettings(iterations=5, lr=0.1, batch_size=16)
+    finetune(model, selected, buffer, exp.data, settings, torch.Generator().manual_seed(0))
+    after = full_state(model)
+    for name, value in before.items():
+        if name.startswith(("backbone.2.", "head.")) and "num_batches" not in name:
+            assert not torch.equal(value, after[name]), f"{name} did not change"
+        elif not name.startswith("backbone.2."):
+            assert torch.equal(value, after[name]), f"{name} changed"  # incl. backbone.5 stats
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert model.training is True
+    assert all(p.grad is None for n in selected for p in model.get_submodule(n).parameters())
+
+
+def test_bn_running_stats_freeze_keeps_selected_stats(tmp_path):
+    exp = experiment(tmp_path, **{"strategy.name": "er", **BN})
+    before = full_state(exp.model)
+    settings = FinetuneSettings(iterations=3, lr=0.1, batch_size=16, bn_running_stats="freeze")
+    finetune(exp.model, ["backbone.2"], exp.strategy.buffer, exp.data, settings, torch.Generator())
+    after = full_state(exp.model)
+    assert torch.equal(before["backbone.2.running_mean"], after["backbone.2.running_mean"])
+    assert not torch.equal(before["backbone.2.weight"], after["backbone.2.weight"])
+
+
+def test_er_plus_fpf_differs_from_er_only_in_selected_modules(tmp_path):
+    er = experiment(tmp_path / "er", **{"strategy.name": "er", "seed": 3})
+    fpf = experiment(
+        tmp_path / "fpf",
+        **{
+            "strategy.name": "fpf",
+            "strategy.modules": "[fc]",
+            "strategy.iterations": 40,
+            "strategy.fpf_lr": 0.5,
+            "seed": 3,
+        },
+    )
+    a, b = full_state(er.model), full_state(fpf.model)
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("head."))
+    assert not torch.equal(a["head.weight"], b["head.weight"])
+    rows_er, rows_fpf = er.log.frame(), fpf.log.frame()
+    last = rows_er.step.max()
+    acc = [
+        (r[r.step == last].correct.sum() / r[r.step == last].n.sum()) for r in (rows_er, rows_fpf)
+    ]
+    assert acc[0] != acc[1]
+    report = fpf.strategy.report()
+    assert report["fpf_modules"] == ["head"] and report["fpf_buffer"] == "base"
+    assert fpf.strategy.buffer is fpf.strategy.base.buffer  # ER's memory, shared
+    assert [r["step"] for r in report["fpf_runs"]] == [fpf.timing.updates]
+
+
+def test_trigger_steps():
+    assert trigger_steps(100, 4) == [25, 50, 75, 100]
+    assert trigger_steps(100, 4, final_fpf=False) == [20, 40, 60, 80]
+    assert trigger_steps(10, 3) == [3, 7, 10]
+
+
+def test_k_fpf_triggers_exactly_k_times_at_documented_steps(tmp_path):
+    exp = experiment(
+        tmp_path, **{"strategy.name": "k_fpf", "strategy.k": 3, "strategy.iterations": 2}
+    )
+    total = exp.timing.updates
+    # 4 tasks x 120 samples, batch 16 (8 batches, last one partial), 2 epochs
+    assert exp.strategy.ctx.total_updates == total == 4 * 8 * 2
+    report = exp.strategy.report()
+    assert report["trigger_steps"] == trigger_steps(total, 3) == [21, 43, 64]
+    assert [r["step"] for r in report["fpf_runs"]] == [21, 43, 64]
+    assert report["fpf_modules"] == ["head"]  # ["bn", "fc"] on an MLP without BatchNorm
+
+
+def test_k_fpf_kd_stores_logits_and_kd_fits_them(tmp_path):
+    exp = experiment(
+        tmp_path, **{"strategy.name": "k_fpf", "strategy.k": 1, "strategy.iterations": 0}
+    )
+    buffer = exp.strategy.buffer
+    assert buffer.extra is not None and buffer.extra.shape == (len(buffer), 8)
+    assert buffer.extra.abs().sum() > 0
+    # KD must regress the logits onto the *stored* ones: plant targets and check they are fitted
+    buffer.extra = torch.full_like(buffer.extra, 3.0)
+    x = exp.data.make_batch(buffer.index, buffer.task).x
+
+    def error() -> float:
+        exp.model.eval()
+        with torch.no_grad():
+            return float((exp.model(x) - 3.0).abs().mean())
+
+    start = error()
+    settings = FinetuneSettings(300, lr=0.05, batch_size=32, loss="kd", kd_ce=False)
+    losses = finetune(exp.model, ["head"], buffer, exp.data, settings, torch.Generator())
+    assert losses[-1] < 0.1 * losses[0]
+    assert error() < 0.2 * start
+
+
+def test_auto_selection_ranks_the_most_perturbed_modules():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8))
+    model = ContinualModel(backbone, 8, 4)
+    tracker = SensitivityTracker(model)  # θ(0)
+    with torch.no_grad():  # task 1: everything moves a lot (learning; skipped by default)
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 5)
+    tracker.snapshot()
+    for _ in range(2):  # tasks 2, 3: BatchNorm and the head drift most, per parameter
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                scale = 1.0 if name.startswith(("backbone.1.", "head.")) else 0.01
+                p.add_(torch.randn_like(p) * scale)
+        tracker.snapshot()
+    assert tracker.top(2) == ["backbone.1", "head"]
+    scores = tracker.scores()
+    assert scores["backbone.1"] > 10 * scores["backbone.0"]
+
+
+def test_auto_mode_reports_chosen_modules_and_sensitivity(tmp_path):
+    exp = experiment(
+        tmp_path,
+        **{
+            "strategy.name": "fpf",
+            "strategy.modules": "auto",
+            "strategy.top_k": 2,
+            "strategy.iterations": 3,
+            **BN,
+        },
+    )
+    report = exp.strategy.report()
+    assert len(report["fpf_modules"]) == 2
+    ranked = sorted(report["sensitivity"], key=report["sensitivity"].get, reverse=True)
+    assert set(report["fpf_modules"]) == set(ranked[:2])
+
+
+def test_mac_accounting_matches_the_convention(tmp_path):
+    # MLP 16 -> 32 -> head 8; all trainable: layer 1 fwd+wgrad (first: no input grad), head 3x
+    exp = experiment(
+        tmp_path,
+        **{
+            "strategy.name": "k_fpf",
+            "strategy.k": 2,
+            "strategy.iterations": 5,
+            "strategy.modules": "[fc]",
+            "strategy.loss": "ce",
+        },
+    )
+    r = exp.strategy.report()
+    per_sample_sgd = 2 * 16 * 32 + 3 * 32 * 8
+    assert r["train_samples"]["sgd"] == exp.timing.samples_seen
+    assert r["train_macs"]["sgd"] == per_sample_sgd * exp.timing.samples_seen
+    per_sample_fpf = 16 * 32 + 2 * 32 * 8  # frozen layer 1: forward only; head: fwd + wgrad
+    assert (
+        r["train_macs"]["fpf"]
+        == per_sample_fpf * r["train_samples"]["fpf"]
+        == (per_sample_fpf * 2 * 5 * 32)
+    )
+    assert r["train_time_s"]["sgd"] > 0 and r["train_time_s"]["fpf"] > 0
+
+
+def test_fpf_over_naive_keeps_its_own_buffer_and_validates_base(tmp_path):
+    exp = experiment(
+        tmp_path,
+        **{
+            "strategy.name": "fpf",
+            "strategy.base.name": "naive",
+            "strategy.loss": "kd",
+            "strategy.iterations": 2,
+        },
+    )
+    assert exp.strategy.report()["fpf_buffer"] == "own"
+    assert exp.strategy.buffer.extra is not None and len(exp.strategy.buffer) == 200
+    m = compute_metrics(exp.log.frame(), exp.prepared.config.metrics)
+    assert 0 <= m["final_acc"] <= 1
+    with pytest.raises(ConfigError, match=r"strategy\.base"):
+        experiment(tmp_path, run=False, **{"strategy.name": "fpf", "strategy.base.buffer_size": -1})
+    with pytest.raises(ConfigError, match=r"strategy\.modules"):
+        experiment(
+            tmp_path,
+            run=False,
+            **{"strategy.name": "fpf", "strategy.modules": "[backbone.nothing*]"},
+        )
+
+
+def test_own_buffer_is_reservoir(tmp_path):
+    exp = experiment(
+        tmp_path,
+        **{"strategy.name": "fpf", "strategy.base.name": "naive", "strategy.iterations": 1},
+    )
+    assert isinstance(exp.strategy.buffer, ReservoirBuffer)
