@@ -99,6 +99,10 @@ class Strategy(ABC):
     def __init__(self, config: BaseModel) -> None:
         self.config = config
 
+    def problems_with(self, plan: ScenarioPlan) -> list[str]:
+        """Why this strategy cannot run ``plan`` (checked before a run starts); [] if it can."""
+        return self.capabilities.problems_with(plan)
+
     def setup(self, ctx: StrategyContext) -> None:
         self.ctx = ctx
         self.model = ctx.model

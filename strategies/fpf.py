@@ -12,42 +12,27 @@ filled here from the observed batches. Shared machinery: `clbench.fpf`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from clbench.buffers import IndexBuffer, ReservoirBuffer
-from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch
 from clbench.fpf import FPFController, FPFOptions
-from clbench.plan import PhasePart
-from clbench.registry import STRATEGIES, validate_params
-from clbench.strategy import Capabilities, Strategy, StrategyContext
-
-
-def build_base(params: dict[str, Any], field: str = "strategy.base") -> Strategy:
-    """The wrapped strategy from ``{name: ..., **params}``, validated like a top-level one."""
-    params = dict(params)
-    name = params.pop("name", None)
-    if name is None:
-        raise ValueError("needs a 'name' (e.g. {name: er})")
-    cls = STRATEGIES.get(name, f"{field}.name")
-    return cls(validate_params(cls.Config, params, field))
+from clbench.registry import STRATEGIES
+from clbench.strategy import Capabilities, StrategyContext
+from clbench.wrapper import StrategyWrapper
 
 
 @STRATEGIES.register("fpf")
-class FPF(Strategy):
+class FPF(StrategyWrapper):
     summary = "FPF: finetune the most sensitive modules on the buffer after any strategy"
     capabilities = Capabilities(uses_buffer=True)
 
-    class Config(Strategy.Config, FPFOptions):
-        base: dict[str, Any] = Field(
-            default_factory=lambda: {"name": "er"},
-            description="the wrapped strategy and its parameters (FPF applies to arbitrary CL "
-            "methods, spec B.1.3; the paper's bases are Mammoth's ER, DER++, ... unverified)",
-        )
+    class Config(StrategyWrapper.Config, FPFOptions):
+        # `base` (default er): FPF applies to arbitrary CL methods (spec B.1.3); the paper's
+        # bases are Mammoth's ER, DER++, ... (unverified)
         when: Literal["end", "every_phase"] = Field(
             "end", description="FPF after the last phase (spec B.3 fpf.when, verified) or each"
         )
@@ -61,22 +46,10 @@ class FPF(Strategy):
             "(Mammoth buffer sizes 200/500, spec B.2)",
         )
 
-        @field_validator("base")
-        @classmethod
-        def _valid_base(cls, base: dict[str, Any]) -> dict[str, Any]:
-            build_base(base)
-            return base
-
     config: Config
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.base = build_base(config.base)
-
     def setup(self, ctx: StrategyContext) -> None:
-        self.ctx, self.model, self.data = ctx, ctx.model, ctx.data
-        self.base.setup(ctx)
-        self.optimizer = self.base.optimizer
+        super().setup(ctx)
         cfg = self.config
         self.fpf = FPFController(cfg, ctx.model, ctx.data, ctx.device, cfg.loss)
         base_buffer = getattr(self.base, "buffer", None)
@@ -90,22 +63,6 @@ class FPF(Strategy):
         else:
             self.buffer = base_buffer
         self.updates = 0
-
-    # -- delegated hooks ---------------------------------------------------------------------
-    def training_parts(self, phase_index: int) -> Sequence[PhasePart]:
-        return self.base.training_parts(phase_index)
-
-    def phase_batches(
-        self,
-        parts: Sequence[PhasePart],
-        batch_size: int,
-        generator: torch.Generator,
-        drop_last: bool,
-    ) -> PhaseBatches:
-        return self.base.phase_batches(parts, batch_size, generator, drop_last)
-
-    def before_phase(self, phase_index: int) -> None:
-        self.base.before_phase(phase_index)
 
     def observe(self, batch: Batch) -> torch.Tensor:
         with self.fpf.meter.part("sgd"):
@@ -126,33 +83,23 @@ class FPF(Strategy):
         if last or self.config.when == "every_phase":
             self.fpf.run(self.buffer, self.ctx.generator, self.updates)
 
-    def predict(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        return self.base.predict(x, task)
-
-    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return self.base.loss(logits, batch)
-
-    def step(self, loss: torch.Tensor) -> None:
-        self.base.step(loss)
-
     # -- reporting and state -----------------------------------------------------------------
     def report(self) -> dict[str, Any]:
         return {
-            "base": self.config.base.get("name"),
-            "base_report": self.base.report(),
+            **super().report(),
             "fpf_buffer": "own" if self.own_buffer else "base",
             **self.fpf.report(),
         }
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"base": self.base.state_dict(), "fpf": self.fpf.state_dict()}
+        state = {**super().state_dict(), "fpf": self.fpf.state_dict()}
         state["updates"] = self.updates
         if self.own_buffer:
             state["buffer"] = self.buffer.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.base.load_state_dict(state["base"])
+        super().load_state_dict(state)
         self.fpf.load_state_dict(state["fpf"])
         self.updates = state["updates"]
         if self.own_buffer:

@@ -27,15 +27,16 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from clbench.data.augment import build_augment, noise_views
 from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch, StreamData
-from clbench.errors import ConfigError, IncompatibleError
+from clbench.errors import ConfigError
 from clbench.plan import PhasePart
-from clbench.registry import STRATEGIES, validate_params
-from clbench.strategy import Capabilities, Strategy, StrategyContext
+from clbench.registry import STRATEGIES
+from clbench.strategy import Capabilities, StrategyContext
+from clbench.wrapper import StrategyWrapper
 
 
 class ViewBatches:
@@ -131,11 +132,11 @@ def view_groups(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 @STRATEGIES.register("view_batch")
-class ViewBatch(Strategy):
+class ViewBatch(StrategyWrapper):
     summary = "View-Batch Model: V-view batches (longer recall interval) + one-to-many KL"
     capabilities = Capabilities(uses_buffer=True)
 
-    class Config(Strategy.Config):
+    class Config(StrategyWrapper.Config):
         base: dict[str, Any] = Field(
             default_factory=lambda: {"name": "er"},
             validate_default=True,
@@ -187,22 +188,8 @@ class ViewBatch(Strategy):
             "kl_div reduction='mean')",
         )
 
-        @field_validator("base")
-        @classmethod
-        def _validate_base(cls, value: dict[str, Any]) -> dict[str, Any]:
-            params = dict(value)
-            name = params.pop("name", "er")
-            if name == "view_batch":
-                raise ValueError("view_batch cannot wrap itself")
-            base_cls = STRATEGIES.get(name, field="strategy.base.name")
-            validated = validate_params(base_cls.Config, params, "strategy.base")
-            return {"name": name, **validated.model_dump(mode="json")}
-
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        params = dict(config.base)
-        base_cls = STRATEGIES.get(params.pop("name"))
-        self.base: Strategy = base_cls(base_cls.Config.model_validate(params))
         self.observing = False
         self._batches: Any = None
         self._ssl_sum = torch.zeros(())
@@ -210,17 +197,10 @@ class ViewBatch(Strategy):
 
     # --- composition -------------------------------------------------------------------------
     def setup(self, ctx: StrategyContext) -> None:
-        problems = type(self.base).capabilities.problems_with(ctx.plan)
-        if problems:
-            raise IncompatibleError(f"view_batch base {self.config.base['name']!r}: {problems}")
-        self.ctx, self.model, self.data = ctx, ctx.model, ctx.data
-        self.base.setup(ctx)
+        super().setup(ctx)
         self.base.data = _ViewData(ctx.data, self)  # type: ignore[assignment]
-        self.optimizer = getattr(self.base, "optimizer", None)
         cfg = self.config
         buffer = getattr(self.base, "buffer", None)
-        if buffer is not None:
-            self.buffer = buffer  # the run summary's memory size/bytes
         if cfg.replay_interval and cfg.apply_to != "current" and hasattr(buffer, "sample"):
             draw = buffer.sample
 
@@ -234,9 +214,6 @@ class ViewBatch(Strategy):
         self._augment = build_augment(cfg.augment_policy, ds.input_shape, ds.mean, ds.std)
         self._seen = torch.zeros(ctx.plan.num_outputs, dtype=torch.bool, device=ctx.device)
         self._seen_upto = -1
-
-    def training_parts(self, phase_index: int) -> Sequence[PhasePart]:
-        return self.base.training_parts(phase_index)
 
     def phase_batches(
         self,
@@ -260,23 +237,11 @@ class ViewBatch(Strategy):
         self._seen = self.data.output_mask[: self._seen_upto + 1].any(0)
         self.base.before_phase(phase_index)
 
-    def after_phase(self, phase_index: int) -> None:
-        self.base.after_phase(phase_index)
-
-    def predict(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        return self.base.predict(x, task)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.base.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.base.load_state_dict(state)
-
     def report(self) -> dict[str, Any]:
         cfg = self.config
         n = self._ssl_updates
         return {
-            **self.base.report(),
+            **super().report(),
             "view_batch": {
                 "views": cfg.views,
                 "replay_interval": cfg.replay_interval,

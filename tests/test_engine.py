@@ -157,3 +157,24 @@ def test_run_state_round_trips_through_state_dict(tmp_path):
     assert fresh.timing == exp.timing
     opt_a, opt_b = exp.strategy.optimizer.state_dict(), fresh.strategy.optimizer.state_dict()
     assert opt_a["param_groups"] == opt_b["param_groups"]
+
+
+def test_wrapper_with_incompatible_base_is_refused_before_running(tmp_path):
+    @STRATEGIES.register("_class_only_base_for_test")
+    class ClassOnlyBase(Naive):
+        capabilities = Capabilities(settings=frozenset({"class"}))
+
+    config = build_config(
+        None,
+        fast_overrides(
+            tmp_path,
+            **{
+                "strategy.name": "fpf",
+                "strategy.base": "{name: _class_only_base_for_test}",
+                "scenario.name": "task_incremental",
+            },
+        ),
+    )
+    with pytest.raises(IncompatibleError, match="_class_only_base_for_test"):
+        run_job(config, progress=False)
+    assert not any(tmp_path.iterdir())

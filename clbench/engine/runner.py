@@ -59,6 +59,7 @@ def prepare(config: RunConfig) -> Prepared:
     """Check everything that can be checked and load the data; never writes anything."""
     device = resolve_device(config.device)
     seeds = derived_seeds(config.seed)
+    _, strategy_params = component(config, "strategy")
     strategy_cls = STRATEGIES.get(config.strategy["name"])
     model_name, model_params = component(config, "model")
     model_builder = MODELS.get(model_name)(model_params)
@@ -77,7 +78,7 @@ def prepare(config: RunConfig) -> Prepared:
 
     scenario_name, scenario_params = component(config, "scenario")
     plan = SCENARIOS.get(scenario_name)(scenario_params).build(dataset, seeds["scenario"])
-    problems = strategy_cls.capabilities.problems_with(plan)
+    problems = strategy_cls(strategy_params).problems_with(plan)
     if problems:
         raise IncompatibleError(
             f"strategy {strategy_cls.registered_name!r} cannot run scenario {scenario_name!r}: "
