@@ -21,6 +21,8 @@ import statistics
 import time
 from pathlib import Path
 
+from _common import mean_std
+
 from clbench.config import build_config
 from clbench.engine.job import run_job
 
@@ -96,7 +98,7 @@ def main() -> None:
     print(f"\nmean ± std over seeds {args.seeds}")
     print(f"{'strategy':<8} " + " ".join(f"{k:>16}" for k in KEYS))
     for name, runs in results.items():
-        cells = [_mean_std([r[k] for r in runs if r[k] is not None]) for k in KEYS]
+        cells = [mean_std([r[k] for r in runs if r[k] is not None]) for k in KEYS]
         print(f"{name:<8} " + " ".join(f"{c:>16}" for c in cells))
     print(f"\nclaim: {', '.join(CLAIM)} all show the stability gap (gap depth > {GAP_THRESHOLD})")
     print("(recovered: share of post-switch dips that recover; ~0 means forgetting, not a gap)")
@@ -127,13 +129,6 @@ def main() -> None:
         verdict = "not confirmed"
     print(f"verdict: {verdict}")
     print(f"total time {time.perf_counter() - start:.0f}s")
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "null"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 if __name__ == "__main__":

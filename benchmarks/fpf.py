@@ -19,9 +19,10 @@ at that resolution. One run takes 20-60 s with threads=1.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
+
+from _common import mean_std
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -66,13 +67,6 @@ def overrides(args: argparse.Namespace, seed: int, data: dict[str, str]) -> list
         "output.plot": "false",
     }
     return [f"{k}={v}" for k, v in base.items()]
-
-
-def mean_std(values: list[float], fmt: str = "{:.3f}") -> str:
-    if not values:
-        return "null"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{fmt.format(statistics.mean(values))} ± {fmt.format(sd)}"
 
 
 def costs(summary: dict) -> dict[str, float]:

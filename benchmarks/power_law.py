@@ -13,12 +13,12 @@ accuracy, min-ACC and forgetting per environment (mean ± std over seeds).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import mean_std
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -34,13 +34,6 @@ ENVIRONMENTS = {
     "power-law": ["scenario.kernel=power", "scenario.d=5.6", "scenario.tau=10"],
 }
 METRICS = ("final_acc", "min_acc", "forgetting")
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "null"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 def rehearsal_per_phase(counts: np.ndarray) -> float:

@@ -11,10 +11,10 @@ switch and how long they take to recover, next to what evaluating only at task b
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 import pandas as pd
+from _common import mean_std
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -98,9 +98,9 @@ def main() -> None:
         cells = []
         for key in keys:
             vals = [r["metrics"][key] for r in sel if r["metrics"][key] is not None]
-            cells.append(_mean_std(vals))
+            cells.append(mean_std(vals))
         cells.append(
-            _mean_std([r["boundary_min_acc"] for r in sel if r["boundary_min_acc"] is not None])
+            mean_std([r["boundary_min_acc"] for r in sel if r["boundary_min_acc"] is not None])
         )
         print(f"{strategy:<8} " + " ".join(f"{c:>18}" for c in cells))
     t = rows[0]["time"]
@@ -108,13 +108,6 @@ def main() -> None:
         f"\none run: {t['updates']} updates, train {t['train_time_s']:.0f}s, "
         f"eval {t['eval_time_s']:.0f}s (every update, all seen tasks)"
     )
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "null"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 if __name__ == "__main__":

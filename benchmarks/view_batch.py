@@ -16,9 +16,10 @@ on 200 test samples per seen task (min-ACC), full test sets at task boundaries.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
+
+from _common import mean_std
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -107,16 +108,11 @@ def main() -> None:
             for setting in SETTINGS:
                 runs = results[(base, name, setting)]
                 for key in KEYS:
-                    cells.append(_mean_std([100 * r[key] for r in runs if r[key] is not None]))
+                    cells.append(
+                        mean_std([100 * r[key] for r in runs if r[key] is not None], "{:.2f}")
+                    )
             print(f"{name:<10} {updates[name]:>7} " + " ".join(f"{c:>22}" for c in cells))
     print(f"\ntotal time {time.perf_counter() - start:.0f}s")
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "null"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
 if __name__ == "__main__":
