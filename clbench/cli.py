@@ -48,8 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         "Split-digits ER experiment) and `key.sub=value` overrides, e.g. strategy.name=naive "
         "train.epochs=5 eval.every=10.",
     )
-    run.add_argument("config", nargs="?", help="YAML config file (optional)")
-    run.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    _add_config_arguments(run)
     run.add_argument("--out", help="results root (same as output.root=...)")
     run.add_argument(
         "--force", action="store_true", help="re-run even if the run folder is finished"
@@ -75,8 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--schedule", action="store_true", help="heatmap of the scenario's sample counts"
     )
-    plot.add_argument("config", nargs="?", help="YAML config file (optional)")
-    plot.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    _add_config_arguments(plot)
     plot.add_argument("--out", default="schedule.png", help="PNG path (default: schedule.png)")
     plot.add_argument("--log", action="store_true", help="logarithmic colour scale")
     plot.set_defaults(handler=_cmd_plot)
@@ -88,11 +86,16 @@ def _parser() -> argparse.ArgumentParser:
         "source classes) with `key.sub=value` overrides and save the backbone to --out, "
         "loadable as model.pretrained=<out> (e.g. for slca).",
     )
-    pre.add_argument("config", nargs="?", help="YAML config file")
-    pre.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    _add_config_arguments(pre)
     pre.add_argument("--out", required=True, help="backbone file (.pth, .pt, .bin or .safetensors)")
     pre.set_defaults(handler=_cmd_pretrain)
     return parser
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """CONFIG (optional YAML; default: the embedded default) and ``key.sub=value`` overrides."""
+    parser.add_argument("config", nargs="?", help="YAML config file (optional)")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
 
 
 def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
