@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _common import mean_std
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -99,9 +100,7 @@ def main() -> None:
         )
     print(f"\nmean ± std over seeds {args.seeds} (beta={args.beta}, {args.epochs} epochs/task)")
     for key in ("final_acc", "forgetting", "min_acc", "universal"):
-        vals = [r[key] for r in rows if r[key] is not None]
-        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        print(f"{key:<12} {statistics.mean(vals):.4f} ± {sd:.4f}")
+        print(f"{key:<12} {mean_std([r[key] for r in rows if r[key] is not None], '{:.4f}')}")
     per_task = [statistics.mean(r["acc"][i] for r in rows) for i in range(len(rows[0]["acc"]))]
     print(f"{'per-task':<12} {_fmt(per_task)}")
     print(f"total {sum(r['seconds'] for r in rows):.0f}s")

@@ -137,12 +137,7 @@ class ViewBatch(StrategyWrapper):
     capabilities = Capabilities(uses_buffer=True)
 
     class Config(StrategyWrapper.Config):
-        base: dict[str, Any] = Field(
-            default_factory=lambda: {"name": "er"},
-            validate_default=True,
-            description="The wrapped strategy and its parameters, e.g. {name: er, "
-            "buffer_size: 200} (spec A.6: ER, DER++, iCaRL, LwF in the paper)",
-        )
+        # `base` (default er): the paper wraps ER, DER++, iCaRL and LwF (spec A.6)
         views: int = Field(
             4,
             ge=1,

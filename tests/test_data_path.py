@@ -34,7 +34,8 @@ def two_task_plan(dataset, setting="class", transform=None) -> ScenarioPlan:
 def test_phase_batches_cover_each_sample_once_per_epoch():
     parts = [PhasePart(0, np.arange(0, 10)), PhasePart(1, np.arange(50, 57))]
     batches = PhaseBatches(parts, batch_size=4, generator=torch.Generator().manual_seed(0))
-    assert len(batches) == 5
+    assert len(batches) == 4  # 17 = 4 + 4 + 4 + 5: the lone 17th sample joins the last batch
+    assert [len(i) for i, _ in batches.epoch()] == [4, 4, 4, 5]
     seen = torch.cat([index for index, _ in batches.epoch()])
     assert sorted(seen.tolist()) == list(range(10)) + list(range(50, 57))
     tasks = {
@@ -111,3 +112,14 @@ def test_task_incremental_masks_other_tasks_outputs(image_dataset):
     assert torch.isinf(masked[1, :2]).all() and torch.isfinite(masked[1, 2:]).all()
     class_il = StreamData(image_dataset, two_task_plan(image_dataset), torch.device("cpu"))
     assert torch.equal(class_il.mask_logits(logits, torch.tensor([0, 1])), logits)
+
+
+def test_lone_trailing_sample_joins_the_previous_batch():
+    """A last batch of one sample would break BatchNorm in train mode; it is merged instead."""
+    b = PhaseBatches([PhasePart(0, np.arange(9))], 4, torch.Generator().manual_seed(0))
+    sizes = [len(i) for i, _ in b.epoch()]
+    assert len(b) == 2 and sizes == [4, 5]
+    b = PhaseBatches([PhasePart(0, np.arange(10))], 4, torch.Generator().manual_seed(0))
+    assert [len(i) for i, _ in b.epoch()] == [4, 4, 2]
+    b = PhaseBatches([PhasePart(0, np.arange(1))], 4, torch.Generator().manual_seed(0))
+    assert [len(i) for i, _ in b.epoch()] == [1]

@@ -33,11 +33,18 @@ class PhaseBatches:
 
     def __len__(self) -> int:
         n = self.index.shape[0]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.drop_last or (n % self.batch_size == 1 and n > 1):
+            # a lone trailing sample joins the previous batch: BatchNorm cannot train on one
+            return n // self.batch_size
+        return -(-n // self.batch_size)
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(self.index.shape[0], generator=self.generator)
+        n = self.index.shape[0]
+        order = torch.randperm(n, generator=self.generator)
         index, task = self.index[order], self.task[order]
-        for b in range(len(self)):
-            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+        batches = len(self)
+        for b in range(batches):
+            # the last batch takes the remainder unless drop_last (see __len__)
+            end = n if b == batches - 1 and not self.drop_last else (b + 1) * self.batch_size
+            sl = slice(b * self.batch_size, end)
             yield index[sl], task[sl]
