@@ -67,12 +67,31 @@ class EvalConfig(_Section):
             raise ValueError("subset_size must be positive or -1 (whole test set)")
 
 
+class CheckpointConfig(_Section):
+    """When a run saves ``checkpoint.pt`` (not part of the run hash: it never changes results)."""
+
+    every: int = Field(500, ge=0, description="Checkpoint every N updates (0 = only at phase ends)")
+    at_phase_end: bool = Field(True, description="Also checkpoint after every phase")
+    keep: bool = Field(False, description="Keep the last checkpoint when the run finishes")
+
+
+RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,199}$"
+
+
 class OutputConfig(_Section):
     root: str = Field("results", description="Root folder of run folders")
     name: str | None = Field(
-        None, description="Run folder name (default: derived from config hash)"
+        None,
+        description="Run folder name inside root (default: derived from the config hash); "
+        "letters, digits and . _ = + - only, so it cannot leave the results root",
+        pattern=RUN_NAME_PATTERN,
     )
     plot: bool = Field(True, description="Write a PNG of per-task accuracy vs update")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Free labels written to the run's summary (e.g. sweep name, protocol phase); "
+        "not part of the run hash",
+    )
 
 
 class RunConfig(_Section):
@@ -86,6 +105,7 @@ class RunConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     metrics: MetricOptions = Field(default_factory=MetricOptions)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     seed: int = Field(0, ge=0, description="Seed of everything (derived per purpose)")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["fp32", "bf16"] = Field(
@@ -189,8 +209,9 @@ def build_config(path: str | Path | None = None, overrides: list[str] | None = N
 
 
 def config_hash(config: RunConfig) -> str:
-    """Hash of the resolved config (seed included) without output settings: names the run."""
-    payload = config.model_dump(mode="json", exclude={"output"})
+    """Hash of the resolved config (seed included) without output and checkpoint settings (which
+    never change results): names the run."""
+    payload = config.model_dump(mode="json", exclude={"output", "checkpoint"})
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

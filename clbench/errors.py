@@ -30,3 +30,11 @@ class DataNotFoundError(ClbenchError, FileNotFoundError):
 
 class IncompatibleError(ClbenchError):
     """A strategy or model cannot run on the chosen scenario."""
+
+
+class CorruptedResultError(ClbenchError):
+    """A result file exists but cannot be read (truncated, not JSON/YAML/Parquet, wrong shape)."""
+
+    def __init__(self, path: str | object, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: corrupted or truncated result file ({reason})")

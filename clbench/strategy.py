@@ -93,6 +93,8 @@ class Strategy(ABC):
 
     capabilities: ClassVar[Capabilities] = Capabilities()
     summary: ClassVar[str] = ""
+    # False when state_dict cannot capture the whole strategy: its runs are not checkpointed
+    resumable: ClassVar[bool] = True
     # optional term `loss` adds to every call: fn(raw logits, batch) -> scalar (set by wrappers)
     extra_loss: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None
 

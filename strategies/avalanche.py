@@ -255,6 +255,9 @@ class AvalancheStrategy(Strategy):
     method: ClassVar[str]
     spec: ClassVar[MethodSpec]
     provider: ClassVar[str] = "avalanche"
+    # Avalanche plugins keep Python-object state (buffers, importances, old models) that the
+    # adapter cannot serialise: no checkpoints, an interrupted run starts over
+    resumable: ClassVar[bool] = False
 
     def setup(self, ctx: Any) -> None:
         import avalanche.training as avl_training

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from clbench.config import RunConfig, component, config_hash
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import resolve_data_root
 from clbench.data.stream import StreamData
+from clbench.engine.checkpoint import Checkpointer, Position, cloned, make_checkpoint
 from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.records import RecordLog
 from clbench.engine.seeding import derived_seeds, seed_globals
@@ -90,10 +91,31 @@ def prepare(config: RunConfig) -> Prepared:
     return Prepared(config, dataset, plan, device, seeds, name)
 
 
+FINITE_CHECK_EVERY = 50  # updates between checks for a non-finite loss (each one host sync)
+
+
+class RunDiverged(Exception):
+    """The training loss became non-finite at update ``step``."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        self.step, self.loss = step, loss
+        super().__init__(f"training loss is {loss} at update {step}: the run diverged")
+
+
+class RunInterrupted(Exception):
+    """A stop was requested (signal); the run checkpointed at ``position`` when it could."""
+
+    def __init__(self, reason: str, position: Position, checkpointed: bool) -> None:
+        self.reason, self.position, self.checkpointed = reason, position, checkpointed
+        self.run_dir: Any = None  # set by the job that owns the run folder
+        super().__init__(f"{reason} at {position.describe()}")
+
+
 @dataclass
 class Timing:
     train_s: float = 0.0
     eval_s: float = 0.0
+    checkpoint_s: float = 0.0
     updates: int = 0
     samples_seen: int = 0
     phase_end_steps: list[int] = field(default_factory=list)
@@ -149,6 +171,11 @@ class Experiment:
         )
         self.timing = Timing()
         self.train_losses: list[torch.Tensor] = []
+        self.run_hash = config_hash(cfg)
+        self.position = Position()
+        self._phase_start: dict[str, Any] | None = None
+        self._resume_state: dict[str, Any] = {}
+        self._finite_upto = 0
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.prepared.config.precision == "bf16":
@@ -175,34 +202,63 @@ class Experiment:
             for p in parts
         )
 
-    def run(self, on_update: Callable[[int], None] | None = None) -> None:
-        """Train on every phase, evaluating as the ``eval`` config says; fills ``self.log``."""
+    def run(
+        self,
+        on_update: Callable[[int], None] | None = None,
+        checkpointer: Checkpointer | None = None,
+        should_stop: Callable[[], str | None] | None = None,
+    ) -> None:
+        """Train on every phase from ``self.position``, evaluating as the ``eval`` config says.
+
+        Fills ``self.log``. ``checkpointer`` saves every N updates and at phase ends;
+        ``should_stop`` is polled after every update and a non-None answer (the reason, e.g.
+        ``"SIGTERM"``) checkpoints and raises `RunInterrupted`. A non-finite training loss raises
+        `RunDiverged` (checked every `FINITE_CHECK_EVERY` updates and at phase ends).
+        """
         cfg, plan = self.prepared.config, self.prepared.plan
         ev = cfg.eval
         evaluate_subsets, evaluate_full = (
             self.evaluator.evaluate_subsets,
             self.evaluator.evaluate_full,
         )
-        step, seen_upto = 0, 0
-        first_task = plan.phases[0].current_task
-        self._timed_eval(evaluate_subsets, 0, 0, first_task, seen_upto)
-        if ev.track_forward:
-            self._timed_eval(evaluate_full, "init", 0, 0, first_task, list(range(plan.num_tasks)))
-        for k, phase in enumerate(plan.phases):
+        pos = self.position
+        step, seen_upto = pos.step, pos.seen_upto
+        if pos == Position():
+            first_task = plan.phases[0].current_task
+            self._timed_eval(evaluate_subsets, 0, 0, first_task, seen_upto)
+            if ev.track_forward:
+                tasks = list(range(plan.num_tasks))
+                self._timed_eval(evaluate_full, "init", 0, 0, first_task, tasks)
+        mid_phase_checkpoints = checkpointer is not None and checkpointer.every > 0
+        for k in range(pos.phase, len(plan.phases)):
+            phase = plan.phases[k]
             parts = self.strategy.training_parts(k)
             current = phase.current_task
             seen_upto = max([seen_upto, current, *(p.task for p in parts)])
             batches = self.strategy.phase_batches(
                 parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
             )
+            resuming = k == pos.phase and pos.in_phase
+            if not resuming:
+                self._phase_start = cloned(self.state_dict()) if mid_phase_checkpoints else None
             self.strategy.before_phase(k)
-            if ev.preupdate_every_task and k > 0:
-                self._timed_eval(evaluate_subsets, step, k, current, seen_upto)
-            phase_step, n_batches = 0, len(batches)
-            for epoch in range(cfg.train.epochs):
+            if resuming:
+                first_epoch, phase_step = pos.epoch, pos.phase_step
+                resumed_epoch = self._fast_forward(batches, pos.epoch, pos.batch)
+                self.load_state_dict(self._resume_state)
+            else:
+                first_epoch, phase_step, resumed_epoch = 0, 0, None
+                if ev.preupdate_every_task and k > 0:
+                    self._timed_eval(evaluate_subsets, step, k, current, seen_upto)
+            n_batches = len(batches)
+            for epoch in range(first_epoch, cfg.train.epochs):
+                if resumed_epoch is not None and epoch == first_epoch:
+                    epoch_batches, first_batch = resumed_epoch, pos.batch
+                else:
+                    epoch_batches, first_batch = batches.epoch(), 0
                 self._sync()
                 start = time.perf_counter()
-                for b, (index, task) in enumerate(batches.epoch()):
+                for b, (index, task) in enumerate(epoch_batches, start=first_batch):
                     batch = self.data.make_batch(index, task)
                     with self._autocast():
                         loss = self.strategy.observe(batch)
@@ -219,8 +275,21 @@ class Experiment:
                         start = time.perf_counter()
                     if on_update is not None:
                         on_update(step)
+                    if step % FINITE_CHECK_EVERY == 0:
+                        self._check_finite()
+                    stop = should_stop() if should_stop is not None else None
+                    if (checkpointer is not None and checkpointer.due(step)) or stop:
+                        self._sync()
+                        self.timing.train_s += time.perf_counter() - start
+                        here = Position(k, epoch, b + 1, step, phase_step, seen_upto, True)
+                        if checkpointer is not None:
+                            self._save(checkpointer, here)
+                        if stop:
+                            raise RunInterrupted(stop, here, checkpointer is not None)
+                        start = time.perf_counter()
                 self._sync()
                 self.timing.train_s += time.perf_counter() - start
+            self._check_finite()
             self.strategy.after_phase(k)
             if ev.boundary_full_eval:
                 tasks = list(range(seen_upto + 1))
@@ -229,13 +298,62 @@ class Experiment:
                 self._timed_eval(evaluate_full, "full", step, k, current, tasks)
             self.log.flush()
             self.timing.phase_end_steps.append(step)
+            self.timing.updates = step
+            if checkpointer is not None and checkpointer.at_phase_end:
+                self._save(checkpointer, Position(k + 1, 0, 0, step, 0, seen_upto, False))
         self.timing.updates = step
+
+    def _fast_forward(
+        self, batches: Any, epoch: int, batch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Replay the data order (all random draws of batch iteration) up to ``batch`` of
+        ``epoch``, without training; return the partly consumed iterator of that epoch."""
+        for _ in range(epoch):
+            for _ in batches.epoch():
+                pass
+        live = batches.epoch()
+        for _ in range(batch):
+            next(live)
+        return live
+
+    def _check_finite(self) -> None:
+        """Raise `RunDiverged` at the first non-finite training loss (one host sync)."""
+        new = self.train_losses[self._finite_upto :]
+        if not new:
+            return
+        finite = torch.isfinite(torch.stack(new).float())
+        if not bool(finite.all()):
+            first = self._finite_upto + int((~finite).nonzero()[0, 0]) + 1
+            raise RunDiverged(first, float(torch.stack(new)[first - self._finite_upto - 1]))
+        self._finite_upto = len(self.train_losses)
+
+    def _save(self, checkpointer: Checkpointer, position: Position) -> None:
+        self._check_finite()  # never checkpoint a diverged state
+        self._sync()
+        start = time.perf_counter()
+        phase_start = self._phase_start if position.in_phase else None
+        checkpointer.save(make_checkpoint(self.run_hash, position, self.state_dict(), phase_start))
+        self.timing.checkpoint_s += time.perf_counter() - start
+
+    def restore(self, position: Position, checkpoint: dict[str, Any]) -> None:
+        """Continue from a checkpoint (see `clbench.engine.checkpoint`) on the next `run`."""
+        if checkpoint["config_hash"] != self.run_hash:
+            raise ConfigError(
+                "checkpoint",
+                checkpoint["config_hash"],
+                f"a checkpoint of this run's config (hash {self.run_hash})",
+            )
+        if position.in_phase:
+            self.load_state_dict(checkpoint["phase_start"])
+            self._resume_state = checkpoint["current"]
+        else:
+            self.load_state_dict(checkpoint["current"])
+        self.position = position
 
     def state_dict(self) -> dict[str, Any]:
         """All run state: model, strategy (optimizer, buffers), records, RNGs, counters.
 
-        Saved at a phase boundary, this is what a resumed run needs (the loop position is
-        ``len(timing.phase_end_steps)``).
+        The ``current`` and ``phase_start`` halves of a checkpoint (`clbench.engine.checkpoint`).
         """
         return {
             "model": self.model.state_dict(),
@@ -245,6 +363,7 @@ class Experiment:
                 "data_order": self.data_generator.get_state(),
                 "strategy": self.strategy.ctx.generator.get_state(),
                 "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             },
             "timing": dataclasses.asdict(self.timing),
             "train_losses": torch.stack(self.train_losses).cpu() if self.train_losses else None,
@@ -257,9 +376,12 @@ class Experiment:
         self.data_generator.set_state(state["rng"]["data_order"])
         self.strategy.ctx.generator.set_state(state["rng"]["strategy"])
         torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.timing = Timing(**state["timing"])
         losses = state["train_losses"]
         self.train_losses = [] if losses is None else list(losses.to(self.device).unbind())
+        self._finite_upto = len(self.train_losses)
 
     def train_loss_frame(self) -> pd.DataFrame:
 

@@ -1,0 +1,226 @@
+"""Reading run folders back: status, resolved config, summary and records.
+
+The write side (`clbench.results.run_dir`) guarantees a folder is *finished* only when
+``status.json`` says so, written last. The read side never trusts a file blindly: every file that
+exists but cannot be parsed raises `CorruptedResultError` naming it, and `load_runs` sorts folders
+into finished, partial (running, failed, interrupted, diverged) and corrupted ones so reports can
+skip and count what they do not use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from clbench.errors import ConfigError, CorruptedResultError
+from clbench.results.run_dir import FINISHED, STATUS_FILE
+
+PARTIAL_STATUSES = ("running", "failed", "interrupted", "diverged")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptedResultError(path, f"not valid JSON: {exc}") from None
+
+
+def _read_mapping_json(path: Path) -> dict[str, Any]:
+    value = _read_json(path)
+    if not isinstance(value, dict):
+        raise CorruptedResultError(path, f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+@dataclass
+class RunFolder:
+    """One run folder as found on disk; files are read lazily and validated when read."""
+
+    path: Path
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @cached_property
+    def status_info(self) -> dict[str, Any]:
+        """``status.json`` (``{"status": "missing"}`` when there is none)."""
+        path = self.file(STATUS_FILE)
+        if not path.is_file():
+            return {"status": "missing"}
+        info = _read_mapping_json(path)
+        if not isinstance(info.get("status"), str):
+            raise CorruptedResultError(path, "no 'status' string")
+        return info
+
+    @property
+    def status(self) -> str:
+        return str(self.status_info["status"])
+
+    @property
+    def finished(self) -> bool:
+        return self.status == FINISHED
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The resolved run config (``config.yaml``)."""
+        path = self.file("config.yaml")
+        if not path.is_file():
+            raise CorruptedResultError(path, "missing")
+        try:
+            config = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise CorruptedResultError(path, f"not valid YAML: {exc}") from None
+        if not isinstance(config, dict):
+            raise CorruptedResultError(path, "expected a mapping of config sections")
+        return config
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` (metrics, budget, strategy report); present once a run finished."""
+        path = self.file("summary.json")
+        if not path.is_file():
+            raise CorruptedResultError(path, "missing")
+        summary = _read_mapping_json(path)
+        if not isinstance(summary.get("metrics"), dict):
+            raise CorruptedResultError(path, "no 'metrics' object")
+        return summary
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        path = self.file("manifest.json")
+        if not path.is_file():
+            raise CorruptedResultError(path, "missing")
+        return _read_mapping_json(path)
+
+    def records(self) -> pd.DataFrame:
+        """The evaluation records (long format, see `clbench.engine.records`)."""
+        return self._parquet("records.parquet")
+
+    def train_loss(self) -> pd.DataFrame:
+        return self._parquet("train_loss.parquet")
+
+    def _parquet(self, name: str) -> pd.DataFrame:
+        path = self.file(name)
+        if not path.is_file():
+            raise CorruptedResultError(path, "missing")
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for truncated files
+            raise CorruptedResultError(path, f"not a readable Parquet file: {exc}") from None
+
+    def validate(self) -> None:
+        """Read everything a finished run must have; raise `CorruptedResultError` otherwise."""
+        _ = self.status_info, self.config, self.summary
+        self.records()
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders (folders with ``status.json`` or ``config.yaml``) at or under ``paths``."""
+    found: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise ConfigError("results", str(path), "an existing run folder or results folder")
+        if _is_run(path):
+            found.add(path)
+            continue
+        for marker in (*path.rglob(STATUS_FILE), *path.rglob("config.yaml")):
+            if _is_run(marker.parent):
+                found.add(marker.parent)
+    return sorted(found)
+
+
+def _is_run(path: Path) -> bool:
+    return path.is_dir() and ((path / STATUS_FILE).is_file() or (path / "config.yaml").is_file())
+
+
+@dataclass
+class LoadedRuns:
+    """Run folders sorted by what a report can use."""
+
+    finished: list[RunFolder] = field(default_factory=list)
+    partial: list[RunFolder] = field(default_factory=list)
+    corrupted: list[tuple[Path, str]] = field(default_factory=list)
+
+    def describe_skipped(self) -> str | None:
+        """One line saying what was left out and why, or None when nothing was."""
+        parts = []
+        if self.partial:
+            counts: dict[str, int] = {}
+            for run in self.partial:
+                counts[run.status] = counts.get(run.status, 0) + 1
+            detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            parts.append(f"{len(self.partial)} partial run(s) ({detail})")
+        if self.corrupted:
+            parts.append(
+                f"{len(self.corrupted)} corrupted run(s): "
+                + "; ".join(f"{reason}" for _, reason in self.corrupted)
+            )
+        return ("skipped " + " and ".join(parts)) if parts else None
+
+
+def load_runs(paths: Sequence[str | Path], include_partial: bool = False) -> LoadedRuns:
+    """Open every run folder under ``paths``; finished runs are fully validated.
+
+    Partial runs (not finished) go to ``partial`` (or ``finished`` with ``include_partial``,
+    config only); unreadable ones to ``corrupted`` with the reason naming the file.
+    """
+    loaded = LoadedRuns()
+    for path in find_runs(paths):
+        run = RunFolder(path)
+        try:
+            if run.finished:
+                run.validate()
+                loaded.finished.append(run)
+            else:
+                _ = run.config
+                (loaded.finished if include_partial else loaded.partial).append(run)
+        except CorruptedResultError as exc:
+            loaded.corrupted.append((path, str(exc)))
+    return loaded
+
+
+# Settings that never distinguish two runs' *method or setting*: the seed varies within a group,
+# output only says where results go, and threads/device only how fast they came.
+NON_IDENTIFYING = ("seed", "output", "threads", "device")
+
+
+def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"strategy.name": "er", "train.lr": 0.05, ...}``; lists become tuples (hashable)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flat_config(value, f"{name}."))
+        else:
+            flat[name] = _hashable(value)
+    return flat
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def identifying_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The flat config without seed, output, threads and device: equal for seeds of one setting."""
+    return {
+        k: v for k, v in flat_config(config).items() if k.split(".", 1)[0] not in NON_IDENTIFYING
+    }
+
+
+def varying_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Identifying keys whose value differs between ``configs`` (what tells the groups apart)."""
+    flats = [identifying_config(c) for c in configs]
+    keys = sorted({k for f in flats for k in f})
+    return [k for k in keys if len({f.get(k, None) for f in flats}) > 1]
