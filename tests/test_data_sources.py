@@ -335,6 +335,21 @@ def test_cifar_truncated_batch_names_the_file(cifar10_root: Path) -> None:
     assert str(path) in str(info.value)
 
 
+class _RunsCode:
+    """Unpickling this calls a function: what a malicious data file would do."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (print, ("pwned",))
+
+
+def test_cifar_pickle_that_would_run_code_is_refused(cifar10_root: Path, capsys) -> None:
+    path = cifar10_root / "cifar-10-batches-py" / "data_batch_2"
+    write_pickle(path, {b"data": _RunsCode(), b"labels": [0]})
+    with pytest.raises(DataNotFoundError, match=r"refusing to load __builtin__\.print") as info:
+        load("cifar10", cifar10_root)
+    assert str(path) in str(info.value) and "pwned" not in capsys.readouterr().out
+
+
 def test_cifar100_fine_and_coarse_labels(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-100-python"
     rng = np.random.default_rng(2)

@@ -248,11 +248,33 @@ class FashionMNIST(_IdxSource):
 # --------------------------------------------------------------------------- CIFAR pickle batches
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a dataset file is untrusted input, and a
+    general pickle can run arbitrary code when loaded."""
+
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
     """Load a CIFAR python batch; its keys are bytes (Python 2 pickles), returned as str."""
     try:
         with path.open("rb") as f:
-            obj = pickle.load(f, encoding="bytes")
+            obj = _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as exc:  # any failure to unpickle means the file is damaged
         raise CorruptDataError(path, f"is not a readable CIFAR pickle ({exc!r})") from exc
     if not isinstance(obj, dict):
