@@ -1,0 +1,103 @@
+"""``clbench info RUN_DIR``: what one run folder holds, in plain text.
+
+Status first (with the error, the divergence step or how to resume), then the run's identity
+(components, seed, hash), where and with what it ran (manifest), its checkpoint, and its metrics
+and budget once finished. Every file is read through `RunFolder`, so a damaged one is named.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clbench.config import config_hash, resolve_config
+from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from clbench.errors import ConfigError, CorruptedResultError
+from clbench.report_console import HEADLINE
+from clbench.results.reader import RunFolder
+
+BUDGET_KEYS = (
+    "updates",
+    "samples_seen",
+    "train_time_s",
+    "eval_time_s",
+    "checkpoint_time_s",
+    "buffer_size",
+    "params_trainable",
+    "params_total",
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def describe_run(run: RunFolder) -> str:
+    """The text `clbench info` prints; raises `CorruptedResultError` naming a damaged file."""
+    status = run.status_info
+    lines = [f"run      {run.path}", f"status   {status['status']}"]
+    if "time" in status:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(status["time"])))
+        lines[-1] += f" (since {stamp})"
+    for key in ("error", "step", "resume", "resumed_from"):
+        if status.get(key) is not None:
+            lines.append(f"  {key}: {status[key]}")
+    if status.get("traceback"):
+        lines.append("  traceback (last line): " + status["traceback"].strip().splitlines()[-1])
+
+    config = run.config
+    names = {s: config.get(s, {}).get("name") for s in ("strategy", "scenario", "data", "model")}
+    lines.append(
+        "config   " + ", ".join(f"{s}={n}" for s, n in names.items()) + f", seed={config['seed']}"
+    )
+    try:
+        lines.append(f"  hash {config_hash(resolve_config(config))}")
+    except ConfigError as exc:
+        raise CorruptedResultError(run.file("config.yaml"), str(exc)) from None
+    train = config.get("train", {})
+    lines.append(
+        "  train: "
+        + ", ".join(
+            f"{k}={train[k]}" for k in ("epochs", "batch_size", "optimizer", "lr") if k in train
+        )
+        + f"; eval every {config.get('eval', {}).get('every')} update(s)"
+    )
+
+    if run.file("manifest.json").is_file():
+        manifest = run.manifest
+        versions = manifest.get("versions", {})
+        lines.append(
+            "versions " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None)
+        )
+        git = manifest.get("git", {})
+        commit = git.get("commit")
+        if commit:
+            lines.append(f"  git {commit[:12]}" + (" (dirty)" if git.get("dirty") else ""))
+        lines.append(f"  device {manifest.get('device')}, created {manifest.get('created')}")
+
+    ckpt = run.file(CHECKPOINT_FILE)
+    if ckpt.is_file():
+        position, _ = load_checkpoint(ckpt)
+        lines.append(f"checkpoint at {position.describe()} ({ckpt.stat().st_size / 1e6:.1f} MB)")
+
+    if run.finished:
+        summary = run.summary
+        metrics = summary["metrics"]
+        lines.append("metrics")
+        for key, meaning in HEADLINE:
+            if key in metrics:
+                lines.append(f"  {key:<20} {_fmt(metrics[key]):>10}  {meaning}")
+        per_task = metrics.get("per_task_final_acc")
+        if per_task:
+            lines.append("  per-task final accuracy: " + " ".join(_fmt(a) for a in per_task))
+        budget = summary.get("budget", {})
+        lines.append(
+            "budget   " + ", ".join(f"{k}={_fmt(budget[k])}" for k in BUDGET_KEYS if k in budget)
+        )
+        if summary.get("tags"):
+            lines.append("tags     " + ", ".join(f"{k}={v}" for k, v in summary["tags"].items()))
+    return "\n".join(lines)
