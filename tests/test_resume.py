@@ -200,7 +200,7 @@ def wait_for_checkpoint(root: Path, proc: subprocess.Popen[bytes], timeout: floa
     raise AssertionError("no checkpoint appeared")
 
 
-def test_sigkill_mid_phase_then_resume_matches_uninterrupted_run(tmp_path):
+def test_sigkill_mid_phase_then_resume_matches_uninterrupted_run(tmp_path, capsys):
     reference = run_job(build_config(None, slow_overrides(tmp_path / "ref")), progress=False)
     killed_root = tmp_path / "killed"
     proc = start_run(slow_overrides(killed_root))
@@ -209,6 +209,10 @@ def test_sigkill_mid_phase_then_resume_matches_uninterrupted_run(tmp_path):
     proc.wait()
     assert RunFolder(run_dir).status == "running"  # visibly partial, not finished
     assert not (run_dir / "summary.json").exists()
+    assert main(["info", str(run_dir)]) == 0
+    assert f"is gone: the run was killed; resume with: clbench run --resume {run_dir}" in (
+        capsys.readouterr().out
+    )
     position, _ = load_checkpoint(run_dir / CHECKPOINT_FILE)
     assert position.in_phase and position.step < reference.summary["budget"]["updates"]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
+import socket
 import threading
 import traceback
 from dataclasses import dataclass
@@ -68,7 +70,12 @@ def run_job(
         checkpoint_path.unlink(missing_ok=True)
         run.file("summary.json").unlink(missing_ok=True)
     resumed_from = restored[0] if restored else None
-    run.set_status("running", resumed_from=resumed_from.describe() if resumed_from else None)
+    run.set_status(
+        "running",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        resumed_from=resumed_from.describe() if resumed_from else None,
+    )
     write_text(
         run.file("config.yaml"), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )

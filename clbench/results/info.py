@@ -7,6 +7,8 @@ and budget once finished. Every file is read through `RunFolder`, so a damaged o
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -36,6 +38,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _process_gone(status: dict[str, Any]) -> bool:
+    """True when a 'running' status names a process of this host that no longer exists."""
+    if status.get("host") != socket.gethostname() or not isinstance(status.get("pid"), int):
+        return False
+    try:
+        os.kill(status["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
+
+
 def describe_run(run: RunFolder) -> str:
     """The text `clbench info` prints; raises `CorruptedResultError` naming a damaged file."""
     status = run.status_info
@@ -43,6 +58,11 @@ def describe_run(run: RunFolder) -> str:
     if "time" in status:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(status["time"])))
         lines[-1] += f" (since {stamp})"
+    if status["status"] == "running" and _process_gone(status):
+        lines.append(
+            f"  its process ({status['pid']}) is gone: the run was killed; resume with: "
+            f"clbench run --resume {run.path}"
+        )
     for key in ("error", "step", "resume", "resumed_from"):
         if status.get(key) is not None:
             lines.append(f"  {key}: {status[key]}")
