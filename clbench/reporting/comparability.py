@@ -1,0 +1,85 @@
+"""Which settings make two rows' numbers comparable, and which rows of a table break that.
+
+Numbers are comparable when the runs saw the same data stream, were evaluated by the same protocol
+and scored by the same metric definitions: the ``data`` section (but where the files live),
+``scenario``, ``eval`` (but the evaluation batch size, which changes no number), ``metrics`` and
+``train.epochs`` (the training budget per phase). Methods, their hyperparameters, the model and the
+rest of ``train`` are what a table compares, so they may differ freely.
+
+Each comparability key is checked against a reference value: the baseline row's when there is one,
+otherwise the value most runs of the table share (ties: the first row's). A row whose runs have
+another value, or a mix of values, is not comparable: it gets a footnote naming the setting and is
+left out of best-value marking.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clbench.reporting.frame import RunFrame, value_sort_key, value_text
+
+COMPARABLE_SECTIONS = ("data", "scenario", "eval", "metrics")
+COMPARABLE_KEYS = ("train.epochs",)
+NO_EFFECT_ON_NUMBERS = ("data.root", "data.download", "eval.batch_size")
+
+
+def is_comparability_key(key: str) -> bool:
+    if key in NO_EFFECT_ON_NUMBERS:
+        return False
+    return key in COMPARABLE_KEYS or key.split(".", 1)[0] in COMPARABLE_SECTIONS
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A row's values of one comparability key that differ from the table's reference value."""
+
+    key: str
+    values: tuple[Any, ...]
+    reference: Any
+
+    def describe(self, reference_name: str) -> str:
+        """``eval.every=5 (most runs: 1)``; ``mixes eval.every=1 / 5 (baseline: 1)``."""
+        values = sorted(self.values, key=value_sort_key)
+        shown = f"{self.key}={' / '.join(value_text(v) for v in values)}"
+        mixed = "mixes " if len(self.values) > 1 else ""
+        return f"{mixed}{shown} ({reference_name}: {value_text(self.reference)})"
+
+
+def find_differences(
+    runs: RunFrame, rows: Sequence[Sequence[int]], reference_row: int | None = None
+) -> list[list[Difference]]:
+    """For each row (its run indices) the comparability keys where it departs from the reference.
+
+    When a section's ``name`` differs (another dataset, another scenario), only the name is
+    reported: the section's other keys then differ as a matter of course.
+    """
+    keys = [k for k in runs.config_keys if is_comparability_key(k)]
+    found: list[list[Difference]] = [[] for _ in rows]
+    for key in keys:
+        per_row = [list(dict.fromkeys(runs.key_value(i, key) for i in row)) for row in rows]
+        reference = _reference(per_row, reference_row)
+        for index, values in enumerate(per_row):
+            if values != [reference]:
+                found[index].append(Difference(key, tuple(values), reference))
+    return [_names_first(differences) for differences in found]
+
+
+def _reference(per_row: list[list[Any]], reference_row: int | None) -> Any:
+    if reference_row is not None and len(per_row[reference_row]) == 1:
+        return per_row[reference_row][0]
+    counts: Counter[Any] = Counter()
+    for values in per_row:
+        counts.update(values)
+    top = max(counts.values())
+    # Counter keeps first-seen order, so a tie goes to the first row's value
+    return next(v for v, n in counts.items() if n == top)
+
+
+def _names_first(differences: list[Difference]) -> list[Difference]:
+    renamed = {d.key.rsplit(".", 1)[0] for d in differences if d.key.endswith(".name")}
+    return [
+        d for d in differences if d.key.endswith(".name") or d.key.rsplit(".", 1)[0] not in renamed
+    ]

@@ -1,0 +1,107 @@
+"""Run folders -> one pandas frame, one row per run.
+
+Columns: ``run``, ``path``, ``status``, ``seed``, the identifying config keys as flat dotted names
+(``strategy.name``, ``train.lr``, ...), ``tags.<k>`` (free labels such as ``tags.phase``), every
+scalar metric of ``summary.json`` (``final_acc``, ``wf_10``, ...) and every scalar budget entry
+(``updates``, ``train_time_s``, ``buffer_size``, ``params_total``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from clbench.results.reader import RunFolder, identifying_config
+
+RUN_COLUMNS = ("run", "path", "status", "seed")
+
+
+@dataclass
+class RunFrame:
+    """The per-run frame plus what its columns are."""
+
+    frame: pd.DataFrame
+    config_keys: list[str]
+    tag_keys: list[str]
+    value_columns: list[str]  # metrics, then budget entries: the numbers a report aggregates
+    configs: list[dict[str, Any]]  # resolved config of each row, in row order
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Columns a report may group, split or pick a baseline by."""
+        return [*self.config_keys, *self.tag_keys, "seed"]
+
+    def key_value(self, row: int, key: str) -> Any:
+        """The value of a key column in one row, ``None`` where the run does not have it."""
+        value = self.frame.at[row, key]
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _summary(run: RunFolder) -> dict[str, Any]:
+    """The summary of a finished run; an unfinished one contributes no numbers (a summary left
+    by an earlier attempt, e.g. of a forced re-run, describes another run)."""
+    return run.summary if run.finished else {}
+
+
+def build_frame(runs: Sequence[RunFolder]) -> RunFrame:
+    """One row per run; config and tag columns keep Python values (no int -> float upcasts)."""
+    keys_rows, value_rows, configs = [], [], []
+    for run in runs:
+        config, summary = run.config, _summary(run)
+        tags = {**((config.get("output") or {}).get("tags") or {}), **(summary.get("tags") or {})}
+        keys_rows.append(
+            {
+                "run": run.path.name,
+                "path": str(run.path),
+                "status": run.status,
+                "seed": config.get("seed"),
+                **identifying_config(config),
+                **{f"tags.{k}": v for k, v in tags.items()},
+            }
+        )
+        values = {k: v for k, v in summary.get("metrics", {}).items() if _is_scalar(v)}
+        values.update({k: v for k, v in (summary.get("budget") or {}).items() if _is_scalar(v)})
+        value_rows.append(values)
+        configs.append(config)
+
+    key_names = list(dict.fromkeys(k for row in keys_rows for k in row))
+    value_columns = list(dict.fromkeys(k for row in value_rows for k in row))
+    columns: dict[str, pd.Series] = {
+        k: pd.Series([row.get(k) for row in keys_rows], dtype=object) for k in key_names
+    }
+    for name in value_columns:
+        values = [row.get(name) for row in value_rows]
+        columns[name] = pd.Series([math.nan if v is None else v for v in values], dtype=float)
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(len(keys_rows)))
+    config_keys = [k for k in key_names if k not in RUN_COLUMNS and not k.startswith("tags.")]
+    return RunFrame(
+        frame=frame,
+        config_keys=sorted(config_keys),
+        tag_keys=sorted(k for k in key_names if k.startswith("tags.")),
+        value_columns=value_columns,
+        configs=configs,
+    )
+
+
+def value_text(value: Any) -> str:
+    """A key value as people write it in overrides: ``200``, ``0.05``, ``[32, 32]``, ``None``."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value_text(v) for v in value) + "]"
+    return str(value)
+
+
+def value_sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers in numeric order, then other values by their text, then missing values."""
+    if value is None:
+        return (3, "")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return (2, value_text(value))
+    return (1, value)
