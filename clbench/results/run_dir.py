@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 STATUS_FILE = "status.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: umask can only be read by setting it
 FINISHED = "finished"
 
 
@@ -27,6 +29,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

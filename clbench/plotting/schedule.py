@@ -1,44 +1,21 @@
-"""Matplotlib figures of a run (imported lazily: matplotlib is slow to import)."""
+"""A scenario plan's task x phase heatmap of training-sample counts (`plot --schedule`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
+from clbench.plotting.figure import pyplot, save_figure
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from clbench.plan import ScenarioPlan
 
 
-def plot_task_curves(
-    records: pd.DataFrame, phase_end_steps: list[int], path: Path, title: str = ""
-) -> None:
-    """Per-task accuracy vs update (continual evaluation), with task boundaries as dashed lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    subset = records[records["kind"] == "subset"]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for task, rows in subset.groupby("task"):
-        rows = rows.sort_values(["step", "phase"])
-        ax.plot(rows["step"], rows["correct"] / rows["n"], label=f"task {task}", linewidth=1.2)
-    for boundary in phase_end_steps[:-1]:
-        ax.axvline(boundary, color="grey", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("update (optimizer step)")
-    ax.set_ylabel("accuracy (evaluation subset)")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.legend(loc="lower left", fontsize=8, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_schedule(plan: ScenarioPlan, path: Path, log_scale: bool = False, title: str = "") -> None:
+def plot_schedule(
+    plan: ScenarioPlan, path: Path, log_scale: bool = False, title: str = ""
+) -> Figure:
     """Heatmap of ``plan.count_matrix()``: training samples of each task (rows) in each phase
     (columns), the composition matrix of the scenarios spec §8.
 
@@ -48,10 +25,8 @@ def plot_schedule(plan: ScenarioPlan, path: Path, log_scale: bool = False, title
     hundreds of phases stay legible; each phase's current task is marked with a dot when there
     are few enough phases for dots to read.
     """
+    plt = pyplot()
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.colors import LogNorm, Normalize
     from matplotlib.ticker import MaxNLocator
@@ -79,5 +54,5 @@ def plot_schedule(plan: ScenarioPlan, path: Path, log_scale: bool = False, title
     ax.set_title(title or f"{plan.scenario} on {plan.dataset}: samples per task and phase")
     fig.colorbar(image, ax=ax, label="training samples" + (" (log)" if log_scale else ""))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
+    return fig

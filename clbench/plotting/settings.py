@@ -1,0 +1,116 @@
+"""Runs grouped into *settings*: the seeds of one configuration, averaged in every figure.
+
+By default two runs belong to one setting when their identifying config (everything but seed,
+output, threads and device) is equal; ``group_by`` keys (flat config keys such as
+``strategy.name`` or ``output.tags.variant``) group by those keys only, pooling the rest. A
+setting's label names what tells it apart from the others (``er``, ``train.lr=0.1``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clbench.errors import ConfigError
+from clbench.results.reader import RunFolder, flat_config, identifying_config, varying_keys
+
+
+@dataclass
+class Setting:
+    label: str
+    runs: list[RunFolder]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.runs)
+
+    @property
+    def caption(self) -> str:
+        """The label with its number of seeds, for legends and panel titles."""
+        return f"{self.label} ({self.seeds} seed{'s' if self.seeds != 1 else ''})"
+
+
+def group_settings(runs: Sequence[RunFolder], group_by: Sequence[str] = ()) -> list[Setting]:
+    """Settings in order of first appearance of their runs (``runs`` is sorted by path)."""
+    if group_by:
+        check_group_keys(runs, group_by)
+        keys = [_group_key(run, group_by) for run in runs]
+    else:
+        keys = [tuple(sorted(identifying_config(run.config).items())) for run in runs]
+    groups: dict[tuple[Any, ...], list[RunFolder]] = {}
+    for key, run in zip(keys, runs, strict=True):
+        groups.setdefault(key, []).append(run)
+    members = list(groups.values())
+    labels = setting_labels([m[0].config for m in members], group_by)
+    return [Setting(label, runs) for label, runs in zip(labels, members, strict=True)]
+
+
+def setting_labels(configs: Sequence[dict[str, Any]], group_by: Sequence[str] = ()) -> list[str]:
+    """Short labels naming what differs between settings (one config per setting).
+
+    ``<section>.name`` keys show just the name (``er``); a key that only follows from such a
+    name (``strategy.buffer_size`` when every ``er`` setting has 200 and ``naive`` none) and a
+    key the setting does not have are left out. A single setting is named by its strategy,
+    scenario and data.
+    """
+    flats = [flat_config(c) for c in configs]
+    # names first (`er, strategy.buffer_size=200`); --group-by keys keep the user's order
+    keys = list(group_by) or sorted(varying_keys(configs), key=lambda k: not k.endswith(".name"))
+    if not keys:
+        return [_describe(c) for c in configs]
+    short = [k for k in keys if group_by or not _follows_from_name(k, flats)]
+    labels = [_label(flat, short, skip_missing=not group_by) for flat in flats]
+    if len(set(labels)) < len(labels):  # shortening lost a difference: say everything
+        labels = [_label(flat, keys, skip_missing=False) for flat in flats]
+    return labels
+
+
+def _label(flat: dict[str, Any], keys: Sequence[str], skip_missing: bool) -> str:
+    parts = []
+    for key in keys:
+        value = flat.get(key)
+        if value is None and skip_missing:
+            continue
+        parts.append(_text(value) if key.endswith(".name") else f"{key}={_text(value)}")
+    return ", ".join(parts) or "default"
+
+
+def _follows_from_name(key: str, flats: Sequence[dict[str, Any]]) -> bool:
+    section = key.split(".", 1)[0]
+    name_key = f"{section}.name"
+    if key == name_key or len({f.get(name_key) for f in flats}) < 2:
+        return False
+    seen: dict[Any, Any] = {}
+    for flat in flats:
+        if seen.setdefault(flat.get(name_key), flat.get(key)) != flat.get(key):
+            return False
+    return True
+
+
+def _describe(config: dict[str, Any]) -> str:
+    parts = [config.get(section, {}).get("name") for section in ("strategy", "scenario", "data")]
+    return " / ".join(str(p) for p in parts if p is not None) or "run"
+
+
+def check_group_keys(runs: Sequence[RunFolder], group_by: Sequence[str]) -> None:
+    """Every ``group_by`` key must be a flat config key of at least one run."""
+    known = sorted({k for run in runs for k in flat_config(run.config)})
+    for key in group_by:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3) or known[:8]
+            raise ConfigError(
+                "--group-by", key, f"a flat config key of the runs, e.g. {', '.join(close)}"
+            )
+
+
+def _group_key(run: RunFolder, group_by: Sequence[str]) -> tuple[Any, ...]:
+    flat = flat_config(run.config)
+    return tuple(flat.get(k) for k in group_by)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    return str(value)
