@@ -4,8 +4,18 @@ inside commands)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from clbench.export.command import add_command as add_export_command
+from clbench.plotting.command import add_command as add_plot_command
+from clbench.reporting.command import add_command as add_report_command
+from clbench.sweep.command import add_command as add_sweep_command
+
+if TYPE_CHECKING:
+    from clbench.config import RunConfig
 
 EXIT_BAD_INPUT = 2
 
@@ -53,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--force", action="store_true", help="re-run even if the run folder is finished"
     )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run folder from its last checkpoint (its own config)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
@@ -63,21 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("kind", nargs="?", choices=["data", "scenarios", "models", "strategies"])
     lst.set_defaults(handler=_cmd_list)
 
-    plot = sub.add_parser(
-        "plot",
-        help="draw figures (--schedule: the task x phase sample counts of a scenario)",
-        description="Draw a figure. --schedule builds the scenario plan of CONFIG (YAML; default: "
-        "the embedded default) with `key.sub=value` overrides, without training or writing a run "
-        "folder, and draws its task x phase heatmap of training-sample counts.",
-    )
-    mode = plot.add_mutually_exclusive_group(required=True)
-    mode.add_argument(
-        "--schedule", action="store_true", help="heatmap of the scenario's sample counts"
-    )
-    _add_config_arguments(plot)
-    plot.add_argument("--out", default="schedule.png", help="PNG path (default: schedule.png)")
-    plot.add_argument("--log", action="store_true", help="logarithmic colour scale")
-    plot.set_defaults(handler=_cmd_plot)
+    add_plot_command(sub)
 
     pre = sub.add_parser(
         "pretrain",
@@ -89,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_arguments(pre)
     pre.add_argument("--out", required=True, help="backbone file (.pth, .pt, .bin or .safetensors)")
     pre.set_defaults(handler=_cmd_pretrain)
+    add_sweep_command(sub)
+    add_report_command(sub)
+    add_export_command(sub)
+
+    info = sub.add_parser(
+        "info",
+        help="show a run folder's status, config, versions, checkpoint and metrics",
+        description="Show what RUN_DIR holds: status (with the error, divergence step or how "
+        "to resume), components, seed and hash, package versions, checkpoint position, and "
+        "metrics and budget once finished. A damaged file is named (exit 2).",
+    )
+    info.add_argument("run_dir", metavar="RUN_DIR", help="a run folder")
+    info.set_defaults(handler=_cmd_info)
     return parser
 
 
@@ -110,9 +124,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from clbench.config import build_config
 
     config_path, overrides = _config_and_overrides(args)
-    if args.out:
-        overrides.append(f"output.root={args.out}")
-    config = build_config(config_path, overrides)
+    if args.resume:
+        if config_path is not None or overrides or args.out:
+            from clbench.errors import ConfigError
+
+            raise ConfigError(
+                "--resume", args.resume, "a run folder alone (it uses its own config)"
+            )
+        config = _resume_config(args.resume)
+    else:
+        if args.out:
+            overrides.append(f"output.root={args.out}")
+        config = build_config(config_path, overrides)
     if args.print_config:
         import yaml
 
@@ -120,10 +143,58 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
 
     from clbench.engine.job import run_job
+    from clbench.engine.runner import RunInterrupted
     from clbench.report_console import print_summary
 
-    outcome = run_job(config, progress=not args.quiet and sys.stderr.isatty(), force=args.force)
+    progress = not args.quiet and sys.stderr.isatty()
+    try:
+        outcome = run_job(config, progress=progress, force=args.force)
+    except RunInterrupted as exc:
+        how = (
+            f"resume with: clbench run --resume {exc.run_dir}"
+            if exc.checkpointed
+            else "this strategy cannot be checkpointed; run it again to start over"
+        )
+        print(f"clbench: interrupted by {exc}; {how}", file=sys.stderr)
+        return 128 + int(getattr(signal, exc.reason, signal.SIGINT))
+    if outcome.status == "diverged":
+        print(f"clbench: {outcome.detail} ({outcome.path})", file=sys.stderr)
+        return 1
+    if outcome.resumed_from is not None:
+        print(f"resumed from the checkpoint at {outcome.resumed_from.describe()}")
     print_summary(outcome.summary, outcome.path, skipped=outcome.skipped)
+    return 0
+
+
+def _resume_config(run_dir: str) -> RunConfig:
+    """The config of an existing run folder, pointed back at that folder."""
+    from pathlib import Path
+
+    from clbench.config import resolve_config
+    from clbench.errors import ConfigError
+    from clbench.results.reader import RunFolder
+
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ConfigError("--resume", run_dir, "an existing run folder")
+    raw = RunFolder(path).config  # names the file if missing or unreadable
+    raw.setdefault("output", {})
+    raw["output"]["root"] = str(path.parent)
+    raw["output"]["name"] = path.name
+    return resolve_config(raw)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clbench.errors import ConfigError
+    from clbench.results.info import describe_run
+    from clbench.results.reader import RunFolder
+
+    path = Path(args.run_dir)
+    if not path.is_dir():
+        raise ConfigError("RUN_DIR", args.run_dir, "an existing run folder")
+    print(describe_run(RunFolder(path)))
     return 0
 
 
@@ -149,27 +220,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
             for pname, ptype, default, desc in describe_params(cls.Config):
                 print(f"      {pname} ({ptype}, default {default!r}): {desc}")
         print()
-    return 0
-
-
-def _cmd_plot(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from clbench.config import build_config
-    from clbench.engine.runner import prepare
-    from clbench.plots import plot_schedule
-
-    config_path, overrides = _config_and_overrides(args)
-    # prepare validates everything and loads the data but writes nothing
-    plan = prepare(build_config(config_path, overrides)).plan
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_schedule(plan, out, log_scale=args.log)
-    counts = plan.count_matrix()
-    print(
-        f"{out}: {plan.scenario} on {plan.dataset}, {plan.num_tasks} tasks x "
-        f"{len(plan.phases)} phases, {int(counts.sum())} training samples"
-    )
     return 0
 
 

@@ -22,6 +22,7 @@ from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, l
 from clbench.engine.runner import Experiment, RunDiverged, RunInterrupted, prepare
 from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
+from clbench.progress import ProgressBar
 from clbench.results.manifest import build_manifest
 from clbench.results.run_dir import FINISHED, RunDir, write_json, write_parquet, write_text
 
@@ -99,7 +100,7 @@ def run_job(
             ck = config.checkpoint
             checkpointer = Checkpointer(checkpoint_path, ck.every, ck.at_phase_end)
         total = experiment.total_updates()
-        bar = _progress_bar(total, prepared.run_id, experiment.position.step) if progress else None
+        bar = ProgressBar(total, prepared.run_id, experiment.position.step) if progress else None
         with bar or contextlib.nullcontext(), StopSignals() as signals:
             experiment.run(
                 on_update=(lambda _s: bar.advance()) if bar else None,
@@ -224,38 +225,3 @@ def _peak_memory(device: torch.device) -> dict[str, Any]:
 
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"peak_memory_mb": round(rss_kb / 1024, 1), "peak_memory_kind": "process_rss"}
-
-
-def _progress_bar(total: int, label: str, done: int = 0):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    class _Bar:
-        def __init__(self) -> None:
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.task = self.progress.add_task(label[:40], total=total, completed=done)
-
-        def __enter__(self):
-            self.progress.__enter__()
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.progress.__exit__(*exc)
-
-        def advance(self) -> None:
-            self.progress.advance(self.task)
-
-    return _Bar()

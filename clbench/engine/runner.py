@@ -56,6 +56,14 @@ class Prepared:
     run_id: str
 
 
+def run_name(config: RunConfig) -> str:
+    """The run folder's name: ``output.name``, else strategy, scenario, data, seed and hash."""
+    if config.output.name:
+        return config.output.name
+    names = (config.strategy["name"], config.scenario["name"], config.data["name"])
+    return f"{'-'.join(names)}-s{config.seed}-{config_hash(config)}"
+
+
 def prepare(config: RunConfig) -> Prepared:
     """Check everything that can be checked and load the data; never writes anything."""
     device = resolve_device(config.device)
@@ -85,10 +93,7 @@ def prepare(config: RunConfig) -> Prepared:
             f"strategy {strategy_cls.registered_name!r} cannot run scenario {scenario_name!r}: "
             + "; ".join(problems)
         )
-    name = config.output.name or (
-        f"{config.strategy['name']}-{scenario_name}-{data_name}-s{config.seed}-{config_hash(config)}"
-    )
-    return Prepared(config, dataset, plan, device, seeds, name)
+    return Prepared(config, dataset, plan, device, seeds, run_name(config))
 
 
 FINITE_CHECK_EVERY = 50  # updates between checks for a non-finite loss (each one host sync)

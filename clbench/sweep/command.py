@@ -1,0 +1,250 @@
+"""``clbench sweep SUITE.yaml``: expand, check, (pretrain,) run, select (GTEP), summarise, report.
+
+Everything that can be wrong with the suite is found before the first run starts (exit code 2,
+nothing written): the suite schema, every expanded config, each distinct config's data and
+strategy/scenario fit, the report format. Then runs go to the executor; finished run folders are
+skipped, so re-running the same command resumes a sweep. Exit code 1 when a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clbench.reporting.command import FORMAT_BY_SUFFIX
+
+if TYPE_CHECKING:
+    from clbench.sweep.preflight import Checked
+    from clbench.sweep.suite import GtepSelect, LoadedSuite, PlannedRun
+
+EXIT_FAILED_RUNS = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a suite: grids x seeds x entries on a process pool or Ray",
+        description="Expand SUITE (YAML: base config, overrides, grid, axes, entries, seeds, "
+        "optional pretrain steps and GTEP protocol) into validated runs and run them. Finished "
+        "runs are skipped, so the same command resumes an interrupted sweep.",
+    )
+    sweep.add_argument("suite", help="suite YAML file (see configs/sweeps/, configs/leaderboard/)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="add a grid axis or replace one (repeatable), e.g. --grid train.lr=0.01,0.05",
+    )
+    sweep.add_argument("--seeds", help='seeds replacing the suite\'s: "0-4" or "0,2,5"')
+    sweep.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    sweep.add_argument(
+        "--executor", choices=["local", "ray"], default="local", help="process pool or Ray tasks"
+    )
+    sweep.add_argument("--address", help="Ray cluster address (default: start a local cluster)")
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="expand and check, list the runs, run nothing"
+    )
+    sweep.add_argument(
+        "--report", metavar="FILE", help="afterwards write a report (.md, .tex, .csv or .html)"
+    )
+    sweep.set_defaults(handler=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from clbench.errors import ConfigError
+    from clbench.sweep import gtep, preflight
+    from clbench.sweep.suite import expand, load_suite, parse_grid_option, parse_seeds
+
+    if args.jobs < 1:
+        raise ConfigError("--jobs", args.jobs, "an integer >= 1")
+    if args.address and args.executor != "ray":
+        raise ConfigError("--address", args.address, "only with --executor ray")
+    if args.report and Path(args.report).suffix.lower() not in FORMAT_BY_SUFFIX:
+        raise ConfigError("--report", args.report, "a file ending in .md, .tex, .csv or .html")
+
+    loaded = load_suite(args.suite)
+    grid = dict(parse_grid_option(option) for option in args.grid)
+    seeds = parse_seeds(args.seeds, "--seeds") if args.seeds else None
+    expansion = expand(loaded, grid, seeds)
+    protocol = loaded.suite.protocol
+    if protocol is not None:
+        gtep.check_metric(protocol.select)
+    preflight.validate_pretrain_steps(loaded)
+    checked = preflight.check_runs(loaded, expansion.runs, preflight.pending_backbones(loaded))
+    if args.dry_run:
+        _print_plan(expansion.runs, checked, loaded)
+        return 0
+
+    missing = preflight.run_pretrain_steps(loaded)
+    deferred, checked.deferred = checked.deferred, []
+    checked = preflight.check_runs(loaded, deferred, set(), missing, checked)
+    runnable = {id(run) for run in checked.runnable}
+    runs = [run for run in expansion.runs if id(run) in runnable]
+
+    sweep = _Sweep(loaded, args)
+    try:
+        with sweep.executor:
+            if protocol is None:
+                sweep.execute(runs, loaded.suite.name)
+                reported = runs
+            else:
+                reported = _run_gtep(sweep, runs, protocol.select)
+    except KeyboardInterrupt:
+        sweep.state.cancel_pending()
+        print("interrupted: pending runs cancelled; run the same command to resume")
+        sweep.print_summary(checked.skip_messages())
+        return EXIT_INTERRUPTED
+    sweep.print_summary(checked.skip_messages())
+    if args.report:
+        _write_report(args.report, [loaded.root / run.run_id for run in reported])
+    return EXIT_FAILED_RUNS if sweep.state.failed() else 0
+
+
+def _run_gtep(sweep: _Sweep, runs: list[PlannedRun], select: GtepSelect) -> list[PlannedRun]:
+    """Phase 1 on every grid point, selection, phase 2 on the chosen points."""
+    from clbench.results.run_dir import write_json
+    from clbench.sweep import gtep
+
+    tuning = [r for r in runs if r.phase == "tuning"]
+    sweep.execute(tuning, f"{sweep.loaded.suite.name} (tuning)")
+    selection = gtep.select_points(tuning, sweep.loaded.root, select)
+    evaluation = gtep.chosen_runs(selection, [r for r in runs if r.phase == "evaluation"])
+    selection["evaluation_run_ids"] = [r.run_id for r in evaluation]
+    write_json(
+        sweep.loaded.root / gtep.SELECTION_FILE, {"suite": sweep.loaded.suite.name, **selection}
+    )
+    print(gtep.format_selection(selection))
+    print(f"selection written to {sweep.loaded.root / gtep.SELECTION_FILE}")
+    sweep.execute(evaluation, f"{sweep.loaded.suite.name} (evaluation)")
+    return evaluation
+
+
+class _Sweep:
+    """Runs batches of planned runs on the chosen executor, keeping ``sweep.json`` current."""
+
+    def __init__(self, loaded: LoadedSuite, args: argparse.Namespace) -> None:
+        from clbench.sweep.executors import LocalExecutor, RayExecutor
+        from clbench.sweep.state import SweepState
+
+        self.loaded = loaded
+        threads = loaded.suite.threads
+        self.executor = (
+            RayExecutor(args.jobs, threads, args.address)
+            if args.executor == "ray"
+            else LocalExecutor(args.jobs, threads)
+        )
+        options = {k: getattr(args, k) for k in ("grid", "seeds", "jobs", "executor", "address")}
+        self.state = SweepState(loaded, options)
+
+    def execute(self, runs: list[PlannedRun], label: str) -> None:
+        from clbench.results.run_dir import RunDir
+        from clbench.sweep.executors import RunResult, RunTask
+        from clbench.sweep.progress import SweepProgress
+
+        done = [r for r in runs if RunDir(self.loaded.root / r.run_id).finished]
+        done_ids = {r.run_id for r in done}
+        todo = [r for r in runs if r.run_id not in done_ids]
+        self.state.add(done, "skipped")
+        self.state.add(todo)
+        if done:
+            print(f"{label}: skipped {len(done_ids)} finished run(s)")
+        tasks, queued = [], set()
+        for run in todo:
+            if run.run_id not in queued and self.state.rows[run.run_id]["status"] == "pending":
+                queued.add(run.run_id)
+                tasks.append(
+                    RunTask(run.run_id, run.config.model_dump(mode="json"), str(Path.cwd()))
+                )
+        if not tasks:
+            return
+        print(f"{label}: {len(tasks)} run(s) on {self.executor.describe()}")
+        with SweepProgress(len(tasks), label) as progress:
+
+            def on_result(result: RunResult) -> None:
+                self.state.record(result)
+                progress.advance(result)
+
+            self.executor.run(tasks, on_result)
+
+    def print_summary(self, skip_messages: list[str]) -> None:
+        counts = self.state.counts()
+        total = sum(counts.values())
+        parts = [
+            f"{counts.get('finished', 0)} finished",
+            f"{counts.get('skipped', 0)} skipped (finished before)",
+            f"{counts.get('failed', 0)} failed",
+            f"{counts.get('diverged', 0)} diverged",
+        ]
+        for other in ("interrupted", "cancelled"):
+            if counts.get(other):
+                parts.append(f"{counts[other]} {other}")
+        for message in skip_messages:
+            print(message)
+        print(f"sweep {self.loaded.suite.name}: {total} run(s): " + ", ".join(parts))
+        failed = self.state.failed()
+        if failed:
+            print("failed runs (tracebacks in sweep.log and each run's status.json):")
+            for row in failed:
+                print(f"  {row['run_id']}: {row.get('error', '?')}")
+        print(f"results: {self.loaded.root} (state: {self.state.path})")
+
+
+def _print_plan(runs: list[PlannedRun], checked: Checked, loaded: LoadedSuite) -> None:
+    from clbench.results.run_dir import RunDir
+
+    deferred = {id(r) for r in checked.deferred}
+    runnable = {id(r) for r in checked.runnable}
+    counts = {"finished": 0, "to run": 0, "after pretrain": 0}
+    counted: set[tuple[str | None, str]] = set()  # a config listed by two entries runs once
+    for step in loaded.suite.pretrain:
+        state = "exists" if Path(step.out).exists() else "will be made first"
+        print(f"pretrain -> {step.out}: {state}")
+    for run in runs:
+        if id(run) in deferred:
+            state = "after pretrain"
+        elif id(run) not in runnable:
+            continue
+        elif RunDir(loaded.root / run.run_id).finished:
+            state = "finished"
+        else:
+            state = "to run"
+        if (run.phase, run.run_id) not in counted:
+            counted.add((run.phase, run.run_id))
+            counts[state] += 1
+        phase = f"{run.phase:<10} " if run.phase else ""
+        print(f"{phase}{run.entry:<14} seed {run.seed}  {run.run_id}  [{state}]  {run.point_label}")
+    for message in checked.skip_messages():
+        print(message)
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    print(f"dry run: {sum(counts.values())} run(s) into {loaded.root}: {summary or 'none'}")
+    if loaded.suite.protocol:
+        candidates = [r for r in runs if r.phase == "evaluation"]
+        first_points = {}
+        for run in candidates:
+            first_points.setdefault(run.entry, run.point)
+        chosen = sum(1 for r in candidates if r.point == first_points[r.entry])
+        print(
+            f"GTEP: of the {len(candidates)} evaluation runs listed, only each entry's chosen "
+            f"point runs ({chosen} run(s)), after the tuning phase"
+        )
+
+
+def _write_report(path: str, run_paths: list[Path]) -> None:
+    """Render this sweep's run folders; a report that cannot be made never hides the runs."""
+    from clbench.errors import ClbenchError
+    from clbench.reporting import render_report
+    from clbench.results.run_dir import write_text
+
+    existing = [p for p in run_paths if p.is_dir()]
+    try:
+        report = render_report(existing, fmt=FORMAT_BY_SUFFIX[Path(path).suffix.lower()])
+    except ClbenchError as exc:
+        print(f"report: {path} not written: {exc}")
+        return
+    write_text(Path(path), report.text)
+    print(f"report: {path}")
+    if report.skipped:
+        print(f"report: {report.skipped}")

@@ -1,0 +1,224 @@
+"""Where runs execute: a local process pool or Ray tasks, both calling the same `execute_run`.
+
+`execute_run` is the whole worker: one `clbench.engine.job.run_job` call (which skips a finished
+folder, resumes an interrupted one and writes ``status.json`` with the traceback of a failure).
+It never raises: every outcome comes back as a `RunResult`, so one failing run cannot stop the
+others. Configs travel as JSON-able dicts and are resolved again in the worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # finished, skipped, failed, diverged, interrupted
+    seconds: float = 0.0
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What a worker needs: the run id, the resolved config as a dict, and the directory that
+    relative paths in it (output root, data root, backbone file) are relative to."""
+
+    run_id: str
+    config: dict[str, Any]
+    cwd: str
+
+
+OnResult = Callable[[RunResult], None]
+
+
+def _limit_threads(threads: int | None) -> None:
+    """Before torch is imported in a worker: one core each when several runs share a machine."""
+    if threads is not None:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+
+
+def _start_worker(threads: int | None) -> None:
+    """Pool worker start: limit threads, then import the engine once (not counted in run time).
+
+    Ctrl-C reaches every process of the terminal's group. An idle worker ignores it (the sweep
+    cancels what is queued); a running `run_job` installs its own handler, checkpoints and
+    stops as ``interrupted``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _limit_threads(threads)
+    import clbench.engine.job  # noqa: F401
+
+
+def execute_run(task: RunTask) -> RunResult:
+    """Run one config into its folder; failures become results (with the traceback)."""
+    start = time.perf_counter()
+    if Path(task.cwd).is_dir() and Path.cwd() != Path(task.cwd):
+        os.chdir(task.cwd)  # Ray workers start elsewhere
+    _limit_threads(task.config.get("threads"))
+    try:
+        from clbench.config import resolve_config
+        from clbench.engine.job import run_job
+
+        config = resolve_config(task.config)
+        outcome = run_job(config, progress=False)
+    except KeyboardInterrupt:
+        return RunResult(task.run_id, "interrupted", time.perf_counter() - start)
+    except BaseException as exc:
+        recorded = _folder_status(task)
+        return RunResult(
+            task.run_id,
+            recorded if recorded in ("diverged", "interrupted") else "failed",
+            time.perf_counter() - start,
+            error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+            traceback=traceback.format_exc(),
+        )
+    status = "skipped" if outcome.skipped else (_folder_status(task) or "finished")
+    return RunResult(task.run_id, status, time.perf_counter() - start)
+
+
+def _folder_status(task: RunTask) -> str | None:
+    """The status `run_job` recorded in the run folder (None when no folder was written)."""
+    from clbench.results.run_dir import RunDir
+
+    info = RunDir(Path(task.config["output"]["root"]) / task.run_id).status()
+    return info.get("status") if info else None
+
+
+class LocalExecutor:
+    """A process pool of ``jobs`` workers (spawned: no forked torch state, no shared threads).
+
+    Use it as a context manager: the pool starts with the first batch and serves every batch
+    (both GTEP phases) until the ``with`` block ends.
+    """
+
+    def __init__(self, jobs: int, threads: int | None) -> None:
+        self.jobs, self.threads = jobs, threads
+        self._pool = None
+
+    def describe(self) -> str:
+        return (
+            f"a local pool of {self.jobs} process(es), {self.threads or 'default'} thread(s) each"
+        )
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def run(self, tasks: Sequence[RunTask], on_result: OnResult) -> None:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(self.threads,),
+            )
+        # at most `jobs` runs in flight: nothing sits in the pool's queue when Ctrl-C comes
+        queue = iter(tasks)
+        pending: dict[Future[RunResult], RunTask] = {}
+        try:
+            for task in itertools.islice(queue, self.jobs):
+                pending[self._pool.submit(execute_run, task)] = task
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_result(_result_of(future, pending.pop(future)))
+                    for task in itertools.islice(queue, 1):
+                        pending[self._pool.submit(execute_run, task)] = task
+        except KeyboardInterrupt:
+            # stop submitting and drop queued runs; running ones see the same Ctrl-C and mark
+            # their folders interrupted (resumable); record what they report
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            for future, task in pending.items():
+                if future.done() and not future.cancelled():
+                    on_result(_result_of(future, task))
+            raise
+
+
+def _result_of(future: Future[RunResult], task: RunTask) -> RunResult:
+    try:
+        return future.result()
+    except BaseException as exc:  # the worker process itself died (killed, out of memory)
+        return RunResult(task.run_id, "failed", error=f"worker died: {exc!r}")
+
+
+class RayExecutor:
+    """The same `execute_run` as Ray tasks, on ``address`` or a local cluster of ``jobs`` CPUs.
+
+    A context manager like `LocalExecutor`: Ray starts with the first batch (unless the caller
+    already initialised it) and a cluster it started is shut down when the block ends.
+    """
+
+    def __init__(self, jobs: int, threads: int | None, address: str | None = None) -> None:
+        self.jobs, self.threads, self.address = jobs, threads, address
+        self._started = False
+
+    def describe(self) -> str:
+        return f"Ray ({self.address or f'a local cluster of {self.jobs} CPU(s)'})"
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def _ray(self) -> ModuleType:
+        try:
+            import ray
+        except ImportError:
+            from clbench.errors import ConfigError
+
+            raise ConfigError(
+                "--executor", "ray", 'local (or install Ray: pip install -e ".[ray]")'
+            ) from None
+        if not ray.is_initialized():
+            env = {"env_vars": {"OMP_NUM_THREADS": str(self.threads or 1)}}
+            quiet = {"runtime_env": env, "log_to_driver": False, "configure_logging": False}
+            if self.address:
+                ray.init(address=self.address, **quiet)
+            else:
+                ray.init(num_cpus=self.jobs, include_dashboard=False, **quiet)
+            self._started = True
+        return ray
+
+    def run(self, tasks: Sequence[RunTask], on_result: OnResult) -> None:
+        ray = self._ray()
+        remote = ray.remote(num_cpus=1, max_retries=0)(execute_run)
+        pending = {remote.remote(task): task for task in tasks}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                task = pending.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                except Exception as exc:  # the task's worker died
+                    result = RunResult(task.run_id, "failed", error=f"ray task failed: {exc!r}")
+                on_result(result)
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref)
+            raise
