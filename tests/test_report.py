@@ -142,6 +142,19 @@ def test_best_value_follows_direction(three_settings):
     assert md.count("**") == 4
 
 
+def test_sort_orders_rows_best_first_in_the_column_direction(three_settings, capsys):
+    by_acc = render_report(
+        [three_settings], metrics=["final_acc", "forgetting"], fmt="csv", sort_by="final_acc"
+    )
+    assert list(csv_rows(by_acc.text).index) == ["er", "lwf", "naive"]  # 0.85, 0.65, 0.5
+    by_forgetting = render_report(
+        [three_settings], metrics=["final_acc", "forgetting"], fmt="csv", sort_by="forgetting"
+    )
+    assert list(csv_rows(by_forgetting.text).index) == ["lwf", "er", "naive"]  # lower first
+    assert main(["report", str(three_settings), "--metrics", "final_acc", "--sort", "aia"]) == 2
+    assert "--sort: got 'aia'" in capsys.readouterr().err
+
+
 def test_direction_table():
     assert column_spec("final_acc").direction == "higher"
     assert column_spec("wp_100").direction == "higher"

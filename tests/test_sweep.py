@@ -153,6 +153,8 @@ def test_axes_bring_labelled_overrides_and_an_entry_can_replace_one(tmp_path):
         ({"grid": {"train.lr": []}}, ["suite.grid", "at least one value"]),
         # caught by the pre-run check (prepare): 8 classes do not split in 3
         ({"overrides": ["scenario.n_experiences=3"]}, ["entry 't'", "scenario.n_experiences"]),
+        ({"report": {"split_by": ["data.nam"]}}, ["report.split_by", "data.nam"]),
+        ({"report": {"metrics": ["final_acc"], "sort_by": "aia"}}, ["report.sort_by", "aia"]),
     ],
 )
 def test_invalid_suite_exits_2_naming_the_field_and_writes_nothing(
@@ -215,7 +217,10 @@ def test_pretrain_step_with_missing_data_skips_its_entries_when_optional(tmp_pat
 def test_rerun_skips_finished_runs_without_redoing_them_and_writes_report(
     tmp_path, capsys, monkeypatch
 ):
-    suite = write_suite(tmp_path, grid={"train.lr": [0.05, 0.1]}, seeds="0-1")
+    report_options = {"split_by": ["data.name"], "sort_by": "final_acc"}
+    suite = write_suite(
+        tmp_path, grid={"train.lr": [0.05, 0.1]}, seeds="0-1", report=report_options
+    )
     root = tmp_path / "out"
     # an interrupted sweep: only the seed-0 runs got done (in-process here, to save a pool start)
     first = [run for run in expand(load_suite(suite)).runs if run.seed == 0]
@@ -223,10 +228,10 @@ def test_rerun_skips_finished_runs_without_redoing_them_and_writes_report(
         assert not run_job(run.config, progress=False).skipped
     stamps = {r.run_id: (root / r.run_id / "records.parquet").stat().st_mtime_ns for r in first}
 
-    calls: list[tuple[list[Path], str]] = []
+    calls: list[tuple[list[Path], str, dict[str, Any]]] = []
 
-    def render_report(paths, *, fmt="md", **_: Any):  # records the call (real one: GTEP test)
-        calls.append((list(paths), fmt))
+    def render_report(paths, *, fmt="md", **options: Any):  # records the call (real: GTEP test)
+        calls.append((list(paths), fmt, options))
         return types.SimpleNamespace(text="| strategy |\n", skipped=None)
 
     monkeypatch.setitem(
@@ -244,8 +249,9 @@ def test_rerun_skips_finished_runs_without_redoing_them_and_writes_report(
         assert (root / rid / "records.parquet").stat().st_mtime_ns == stamp
     assert all(RunFolder(root / rid).finished for rid in second)
     assert report.read_text() == "| strategy |\n"
-    ((paths, fmt),) = calls
+    ((paths, fmt, options),) = calls
     assert fmt == "md" and sorted(paths) == sorted(root / rid for rid in second)
+    assert options["split_by"] == ["data.name"] and options["sort_by"] == "final_acc"
 
 
 def test_failing_run_is_recorded_and_the_others_finish_diverged_counted(tmp_path, capsys):

@@ -62,6 +62,11 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         choices=FORMAT_CHOICES,
         help="output format (default: from the --out suffix .md/.tex/.csv/.html, else md)",
     )
+    report.add_argument(
+        "--sort",
+        metavar="M",
+        help="order rows best first by this column (one of the table's), as a leaderboard",
+    )
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     report.add_argument(
         "--baseline",
@@ -95,6 +100,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         include_partial=args.include_partial,
         strict=args.strict,
+        sort_by=args.sort,
     )
     if result.skipped:
         print(f"clbench report: {result.skipped}", file=sys.stderr)

@@ -42,6 +42,7 @@ def render_report(
     include_partial: bool = False,
     strict: bool = False,
     split_by: Sequence[str] = (),
+    sort_by: str | None = None,
 ) -> ReportResult:
     """Load the run folders under ``paths`` and render mean ± std tables in ``fmt``.
 
@@ -49,7 +50,8 @@ def render_report(
     ``split_by``: keys that get a table each (runs tagged ``tags.phase`` are always split by it);
     ``metrics``: metric and budget columns (default `DEFAULT_COLUMNS`, ``["all"]``: every one);
     ``baseline``: a row label or ``KEY=VALUE`` for ablation deltas; ``strict``: a corrupted run
-    folder is an error instead of being skipped.
+    folder is an error instead of being skipped; ``sort_by``: a column (among ``metrics``) that
+    orders the rows best first, as a leaderboard.
     """
     from clbench.reporting.baseline import BaselineSpec
     from clbench.reporting.formats import RENDERERS
@@ -80,12 +82,18 @@ def render_report(
         for key in keys:
             _check_key(option, key, runs.key_columns)
     columns = _select_columns(metrics, runs.value_columns)
+    sort_column = None
+    if sort_by is not None:
+        sort_column = next((c for c in columns if c.name == sort_by), None)
+        if sort_column is None:
+            raise ConfigError("--sort", sort_by, [c.name for c in columns])
     tables = build_tables(
         runs,
         columns,
         group_by=list(group_by) if group_by else None,
         split_by=list(split_by),
         baseline=BaselineSpec(baseline) if baseline else None,
+        sort_by=sort_column,
     )
     return ReportResult(RENDERERS[fmt](tables), skipped, tables, runs)
 

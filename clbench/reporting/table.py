@@ -77,8 +77,10 @@ def build_tables(
     group_by: Sequence[str] | None = None,
     split_by: Sequence[str] = (),
     baseline: BaselineSpec | None = None,
+    sort_by: ColumnSpec | None = None,
 ) -> list[Table]:
-    """The report tables of ``runs``; ``group_by=None`` groups by the keys varying per table."""
+    """The report tables of ``runs``; ``group_by=None`` groups by the keys varying per table;
+    ``sort_by``: rows ordered best first by that column's mean (undefined last), a leaderboard."""
     phase = [PHASE_KEY] if PHASE_KEY in runs.tag_keys else []
     split_keys = list(dict.fromkeys([*phase, *split_by]))
     tables = []
@@ -95,6 +97,8 @@ def build_tables(
         table = Table(dict(zip(split_keys, split_values, strict=True)), keys, list(columns), rows)
         for row in rows:
             row.stats = {c.name: _stat(runs, row.runs, c.name) for c in columns}
+        if sort_by is not None:
+            rows.sort(key=lambda row: _rank_key(row.stats[sort_by.name].mean, sort_by))
         tables.append(table)
 
     if baseline is not None:
@@ -105,6 +109,13 @@ def build_tables(
         _mark_best(table)
         _compute_deltas(table)
     return tables
+
+
+def _rank_key(mean: float | None, column: ColumnSpec) -> tuple[bool, float]:
+    """Best first in the column's direction (higher first without one); undefined last."""
+    if mean is None:
+        return (True, 0.0)
+    return (False, mean if column.direction == "lower" else -mean)
 
 
 def _value_order(key: str, value: Any) -> tuple[int, Any]:

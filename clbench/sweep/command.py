@@ -16,7 +16,7 @@ from clbench.reporting.command import FORMAT_BY_SUFFIX
 
 if TYPE_CHECKING:
     from clbench.sweep.preflight import Checked
-    from clbench.sweep.suite import GtepSelect, LoadedSuite, PlannedRun
+    from clbench.sweep.suite import GtepSelect, LoadedSuite, PlannedRun, SuiteReport
 
 EXIT_FAILED_RUNS = 1
 EXIT_INTERRUPTED = 130
@@ -69,6 +69,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     grid = dict(parse_grid_option(option) for option in args.grid)
     seeds = parse_seeds(args.seeds, "--seeds") if args.seeds else None
     expansion = expand(loaded, grid, seeds)
+    _check_report_keys(loaded.suite.report, expansion.runs)
     protocol = loaded.suite.protocol
     if protocol is not None:
         gtep.check_metric(protocol.select)
@@ -99,7 +100,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     sweep.print_summary(checked.skip_messages())
     if args.report:
-        _write_report(args.report, [loaded.root / run.run_id for run in reported])
+        paths = [loaded.root / run.run_id for run in reported]
+        _write_report(args.report, paths, loaded.suite.report)
     return EXIT_FAILED_RUNS if sweep.state.failed() else 0
 
 
@@ -232,7 +234,27 @@ def _print_plan(runs: list[PlannedRun], checked: Checked, loaded: LoadedSuite) -
         )
 
 
-def _write_report(path: str, run_paths: list[Path]) -> None:
+def _check_report_keys(options: SuiteReport, runs: list[PlannedRun]) -> None:
+    """Report keys must name config keys of the runs (or tags, seed): checked before any run."""
+    from clbench.errors import ConfigError
+    from clbench.results.reader import flat_config
+
+    known = {"seed"}
+    for run in runs:
+        known.update(flat_config(run.config.model_dump(mode="json")))
+    for field in ("split_by", "group_by"):
+        for key in getattr(options, field) or ():
+            if key not in known and not key.startswith("tags."):
+                raise ConfigError(
+                    f"suite report.{field}",
+                    key,
+                    "a config key of the runs, e.g. data.name, or tags.<name> or seed",
+                )
+    if options.metrics and options.sort_by and options.sort_by not in options.metrics:
+        raise ConfigError("suite report.sort_by", options.sort_by, options.metrics)
+
+
+def _write_report(path: str, run_paths: list[Path], options: SuiteReport) -> None:
     """Render this sweep's run folders; a report that cannot be made never hides the runs."""
     from clbench.errors import ClbenchError
     from clbench.reporting import render_report
@@ -240,7 +262,9 @@ def _write_report(path: str, run_paths: list[Path]) -> None:
 
     existing = [p for p in run_paths if p.is_dir()]
     try:
-        report = render_report(existing, fmt=FORMAT_BY_SUFFIX[Path(path).suffix.lower()])
+        report = render_report(
+            existing, fmt=FORMAT_BY_SUFFIX[Path(path).suffix.lower()], **options.model_dump()
+        )
     except ClbenchError as exc:
         print(f"report: {path} not written: {exc}")
         return

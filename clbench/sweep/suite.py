@@ -175,6 +175,20 @@ class GtepProtocol(_Strict):
     _overrides = field_validator("tuning", "evaluation")(_check_overrides)
 
 
+class SuiteReport(_Strict):
+    """How ``--report FILE`` renders the sweep (`clbench.reporting.render_report` options)."""
+
+    split_by: list[str] = Field(
+        default_factory=list, description="one table per value, e.g. [data.name, scenario.name]"
+    )
+    group_by: list[str] | None = Field(None, description="row keys (default: what varies)")
+    metrics: list[str] | None = Field(None, description="columns (default: the report's)")
+    sort_by: str | None = Field(None, description="order rows best first by this column")
+    include_partial: bool = Field(
+        False, description="count unfinished (failed, diverged) runs in n, with a footnote"
+    )
+
+
 class SuiteOutput(_Strict):
     root: str | None = Field(None, description="Results root (default: results/<suite name>)")
 
@@ -201,6 +215,7 @@ class Suite(_Strict):
     output: SuiteOutput = Field(default_factory=SuiteOutput)
     pretrain: list[PretrainStep] = Field(default_factory=list)
     protocol: GtepProtocol | None = None
+    report: SuiteReport = Field(default_factory=SuiteReport)
 
     _overrides = field_validator("overrides")(_check_overrides)
     _grid = field_validator("grid")(_check_grid)
