@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 import yaml
 
 from clbench.config import RunConfig, config_hash
 from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, load_checkpoint
+from clbench.engine.memory import peak_memory, reset_peak_memory
 from clbench.engine.runner import Experiment, RunDiverged, RunInterrupted, prepare
 from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
@@ -91,8 +91,7 @@ def run_job(
     write_text(run.file("scenario.txt"), plan.describe() + "\n")
     try:
         experiment = Experiment(prepared)
-        if experiment.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(experiment.device)
+        reset_peak_memory(experiment.device)
         if restored:
             experiment.restore(*restored)
         checkpointer = None
@@ -205,7 +204,7 @@ def _summary(experiment: Experiment, records) -> dict[str, Any]:
             "train_time_s": round(timing.train_s, 3),
             "eval_time_s": round(timing.eval_s, 3),
             "checkpoint_time_s": round(timing.checkpoint_s, 3),
-            **_peak_memory(experiment.device),
+            **peak_memory(experiment.device),
             "phase_end_steps": timing.phase_end_steps,
             "buffer_size": len(buffer) if buffer is not None else 0,
             "buffer_bytes": buffer.nbytes if buffer is not None else 0,
@@ -213,15 +212,3 @@ def _summary(experiment: Experiment, records) -> dict[str, Any]:
             "params_trainable": sum(p.numel() for p in params if p.requires_grad),
         },
     }
-
-
-def _peak_memory(device: torch.device) -> dict[str, Any]:
-    """Peak memory: CUDA memory allocated on a GPU, else the process's peak resident set (which,
-    in a process reused for several runs, is the peak over all of them)."""
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-        return {"peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda_allocated"}
-    import resource
-
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"peak_memory_mb": round(rss_kb / 1024, 1), "peak_memory_kind": "process_rss"}
