@@ -8,6 +8,10 @@ task), κ schedule as D.3.b, β = 0.01, Adam 1e-3, batch 128. Fewer iterations t
 the end, forgetting, min-ACC and the universal embedding's accuracy. `--beta 0` is the ablation
 (D.8: forgetting of the first tasks).
 
+Switches: `--variant nested` (D.4 cos-map centres; ε and β default to the official nested Split
+MNIST values 10 and 0.001, D.6), `--target cnn` (conv 16-32 + FC 100, bounds by `--cnn-bounds`:
+the official relaxed three passes, not a sound bound, or exact IBP), `--selection` (D.7).
+
     OMP_NUM_THREADS=1 python benchmarks/hyperinterval.py [--seeds 0 1 2] [--epochs 5]
 """
 
@@ -38,11 +42,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--beta", type=float, default=0.01)
+    parser.add_argument("--variant", choices=["standard", "nested"], default="standard")
+    parser.add_argument("--target", choices=["mlp", "cnn"], default="mlp")
+    parser.add_argument("--cnn-bounds", choices=["relaxed", "ibp"], default="relaxed")
+    parser.add_argument("--selection", choices=["last", "official", "after_warmup"], default="last")
+    parser.add_argument("--eps", type=float, help="default: 1.0 standard, 10.0 nested (D.6)")
+    parser.add_argument("--beta", type=float, help="default: 0.01 standard, 0.001 nested (D.6)")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--subset", type=int, default=500)
     parser.add_argument("--out", default="results/benchmarks/hyperinterval")
     args = parser.parse_args()
+    nested = args.variant == "nested"
+    if args.eps is None:
+        args.eps = 10.0 if nested else 1.0
+    if args.beta is None:
+        args.beta = 0.001 if nested else 0.01
 
     if FASHION_ROOT.is_dir():
         data = ["data.name=fashion_mnist", f"data.root={FASHION_ROOT}"]
@@ -60,7 +74,13 @@ def main() -> None:
         "strategy.embedding_dim=24",
         "strategy.hnet_hidden=[50,50]",
         "strategy.target_hidden=[100,100]",
-        "strategy.eps=1.0",
+        f"strategy.variant={args.variant}",
+        f"strategy.target={args.target}",
+        "strategy.cnn_channels=[16,32]",
+        "strategy.cnn_fc_hidden=[100]",
+        f"strategy.cnn_bounds={args.cnn_bounds}",
+        f"strategy.selection={args.selection}",
+        f"strategy.eps={args.eps}",
         f"strategy.beta={args.beta}",
         "strategy.lr=0.001",
         f"train.epochs={args.epochs}",
@@ -98,7 +118,10 @@ def main() -> None:
             f"{row['updates']} updates, {row['seconds']:.0f}s ({outcome.path})",
             flush=True,
         )
-    print(f"\nmean ± std over seeds {args.seeds} (beta={args.beta}, {args.epochs} epochs/task)")
+    print(
+        f"\nmean ± std over seeds {args.seeds} ({args.variant}, {args.target}, eps={args.eps}, "
+        f"beta={args.beta}, {args.epochs} epochs/task)"
+    )
     for key in ("final_acc", "forgetting", "min_acc", "universal"):
         print(f"{key:<12} {mean_std([r[key] for r in rows if r[key] is not None], '{:.4f}')}")
     per_task = [statistics.mean(r["acc"][i] for r in rows) for i in range(len(rows[0]["acc"]))]

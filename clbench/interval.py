@@ -8,8 +8,10 @@
   non-negative inputs; here a mixed-sign input interval is split into its positive and negative
   parts, which is exact for point inputs (the first layer) and for non-negative inputs (after a
   ReLU), and sound otherwise, so normalised (zero-mean) pixels are allowed.
-- `relaxed_three_pass`: the official CNN "reverse_predictions" sorting of three forward passes;
-  NOT a sound bound (kept for reference; no CNN target uses it yet).
+- `interval_conv2d`: the same exact propagation for a convolution (the spec's `hint.cnn_bounds =
+  "ibp"` fix; the official CNNs are never run as interval nets).
+- `relaxed_three_pass`: the official CNN "reverse_predictions" ordering of three ordinary forward
+  passes (spec D.3 d2); NOT a sound bound (see its docstring).
 - `worst_case_logits`, `entropy`, `interval_intersection`: the IBP loss input, the class-IL
   task-selection score and the universal embedding (spec D.3 e, D.5, D.4.5).
 """
@@ -17,7 +19,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,15 +46,47 @@ def hypernet_ibp(
     return h, s
 
 
+Op = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # bilinear x, W -> x·W (no bias)
+
+
+def _linear_op(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return x @ w.T
+
+
 def _nonneg_bounds(
-    xl: torch.Tensor, xu: torch.Tensor, wl: torch.Tensor, wu: torch.Tensor
+    xl: torch.Tensor, xu: torch.Tensor, wl: torch.Tensor, wu: torch.Tensor, op: Op = _linear_op
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact bounds of ``x·Wᵀ`` over ``x ∈ [xl, xu]`` (xl ≥ 0) and ``W ∈ [wl, wu]`` (no bias)."""
+    """Exact bounds of ``op(x, W)`` over ``x ∈ [xl, xu]`` (xl ≥ 0) and ``W ∈ [wl, wu]``.
+
+    ``op`` is bilinear with non-negative mixing of the products (matmul, convolution), so every
+    product ``x_i·W_j`` is extremal at a corner: lower = xl·W⁺_l + xu·W⁻_l, upper likewise.
+    """
     if xl is xu:  # point input: two products instead of four
-        return xl @ wl.T, xu @ wu.T
-    lower = xl @ wl.clamp(min=0).T + xu @ wl.clamp(max=0).T
-    upper = xu @ wu.clamp(min=0).T + xl @ wu.clamp(max=0).T
+        return op(xl, wl), op(xu, wu)
+    lower = op(xl, wl.clamp(min=0)) + op(xu, wl.clamp(max=0))
+    upper = op(xu, wu.clamp(min=0)) + op(xl, wu.clamp(max=0))
     return lower, upper
+
+
+def _interval_affine(
+    x: Interval, weight: Interval, bias: Interval, op: Op, bias_view: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds of ``op(x, W) + b``: exact for ``xl ≥ 0`` or ``xl == xu``, sound otherwise."""
+    xl, _xm, xu = x
+    wl, _wm, wu = weight
+    bl, _bm, bu = bias
+    if bool((xl >= 0).all()):  # the usual case (pixels in [0, 1], post-ReLU): exact
+        zl, zu = _nonneg_bounds(xl, xu, wl, wu, op)
+    else:
+        pos_l, pos_u = _nonneg_bounds(xl.clamp(min=0), xu.clamp(min=0), wl, wu, op)
+        # negative part: x⁻ = max(−x, 0) ∈ [(−xu)₊, (−xl)₊]; contributes −W·x⁻
+        neg_l, neg_u = _nonneg_bounds((-xu).clamp(min=0), (-xl).clamp(min=0), wl, wu, op)
+        zl, zu = pos_l - neg_u, pos_u - neg_l
+    return zl + bl.view(bias_view), zu + bu.view(bias_view)
+
+
+def _relu3(z: Interval) -> Interval:
+    return F.relu(z[0]), F.relu(z[1]), F.relu(z[2])
 
 
 def interval_linear(x: Interval, weight: Interval, bias: Interval, relu: bool = False) -> Interval:
@@ -60,21 +94,27 @@ def interval_linear(x: Interval, weight: Interval, bias: Interval, relu: bool = 
 
     Middle: ``xm·Wᵀ + b``. Bounds: exact for ``xl ≥ 0`` or ``xl == xu``; sound otherwise.
     """
-    xl, xm, xu = x
-    wl, wm, wu = weight
-    bl, bm, bu = bias
-    if bool((xl >= 0).all()):  # the usual case (pixels in [0, 1], post-ReLU): exact
-        zl, zu = _nonneg_bounds(xl, xu, wl, wu)
-    else:
-        pos_l, pos_u = _nonneg_bounds(xl.clamp(min=0), xu.clamp(min=0), wl, wu)
-        # negative part: x⁻ = max(−x, 0) ∈ [(−xu)₊, (−xl)₊]; contributes −W·x⁻
-        neg_l, neg_u = _nonneg_bounds((-xu).clamp(min=0), (-xl).clamp(min=0), wl, wu)
-        zl, zu = pos_l - neg_u, pos_u - neg_l
-    zl, zu = zl + bl, zu + bu
-    zm = F.linear(xm, wm, bm)
-    if relu:
-        zl, zm, zu = F.relu(zl), F.relu(zm), F.relu(zu)
-    return zl, zm, zu
+    zl, zu = _interval_affine(x, weight, bias, _linear_op, (-1,))
+    z = (zl, F.linear(x[1], weight[1], bias[1]), zu)
+    return _relu3(z) if relu else z
+
+
+def interval_conv2d(
+    x: Interval, weight: Interval, bias: Interval, padding: int, relu: bool = False
+) -> Interval:
+    """One interval convolution (stride 1): ``x`` [B, C, H, W], weights [O, C, k, k], bias [O].
+
+    The same corner argument as `interval_linear` (a convolution is a linear map with shared
+    weights, each output a sum of input·weight products), so the bounds are exact per product
+    and sound for the layer.
+    """
+
+    def op(inp: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(inp, w, padding=padding)
+
+    zl, zu = _interval_affine(x, weight, bias, op, (1, -1, 1, 1))
+    z = (zl, F.conv2d(x[1], weight[1], bias[1], padding=padding), zu)
+    return _relu3(z) if relu else z
 
 
 def split_flat(flat: torch.Tensor, shapes: Sequence[torch.Size]) -> list[torch.Tensor]:
@@ -98,16 +138,17 @@ def mlp_shapes(sizes: Sequence[int]) -> list[torch.Size]:
 
 
 def interval_mlp(
-    x: torch.Tensor,
+    x: torch.Tensor | Interval,
     lower: Sequence[torch.Tensor],
     middle: Sequence[torch.Tensor],
     upper: Sequence[torch.Tensor],
 ) -> Interval:
-    """Target MLP (ReLU hidden layers) with weight box ``[lower, upper]`` on point inputs ``x``.
+    """Target MLP (ReLU hidden layers) with weight box ``[lower, upper]``.
 
+    ``x``: point inputs, or an input interval (xl, xm, xu) such as a CNN's flattened features.
     Parameters are lists ``[W1, b1, W2, b2, ...]``. Returns logits (zl, zm, zu).
     """
-    z: Interval = (x, x, x)
+    z: Interval = x if isinstance(x, tuple) else (x, x, x)
     n_layers = len(middle) // 2
     for k in range(n_layers):
         w = (lower[2 * k], middle[2 * k], upper[2 * k])
@@ -127,8 +168,14 @@ def plain_mlp(x: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def relaxed_three_pass(pl: torch.Tensor, pm: torch.Tensor, pu: torch.Tensor) -> Interval:
-    """Official CNN bounds from three ordinary passes (``reverse_predictions``): elementwise
-    sorting of ``f(x; θ^L), f(x; θ), f(x; θ^U)``. Not a sound bound over the weight box."""
+    """Official CNN bounds from three ordinary passes ``f(x; θ^L), f(x; θ), f(x; θ^U)``.
+
+    Spec D.3 d2 (``reverse_predictions``): ``a = min(pL, pM)``, ``b = max(pL, pM)``, returns
+    ``(a, min(b, pU), max(b, pU))``. This is NOT a sound bound: the outputs of weights inside
+    the box are not bounded by the outputs at its two corners. It is not even a full sort of the
+    three passes: ``lower ≤ upper`` and ``middle ≤ upper`` always hold, but ``lower ≤ middle``
+    fails where ``pU`` is the smallest of the three (the middle is then ``pU``).
+    """
     a = torch.minimum(pl, pm)
     b = torch.maximum(pl, pm)
     return a, torch.minimum(b, pu), torch.maximum(b, pu)

@@ -1,0 +1,8 @@
+"""HyperInterval (Krukowski et al. 2024): the strategy (`strategy`), its config (`config`), the
+interval hypernetwork and schedules (`hnet`), the target networks (`targets`) and model selection
+(`selection`)."""
+
+from strategies.hyperinterval.hnet import eps_at, kappa_at
+from strategies.hyperinterval.strategy import HyperInterval
+
+__all__ = ["HyperInterval", "eps_at", "kappa_at"]
