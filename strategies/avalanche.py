@@ -453,6 +453,11 @@ def _materialise(dataset: Any) -> tuple[torch.Tensor, ...]:
 _UNSET: Any = object()
 
 
+# Masked logits for Avalanche plugins: finite, because plugins subtract logits (DER's MSE to
+# stored logits: -inf - -inf is NaN); exp(-1e4) is exactly 0 in fp32 and bf16, so CE is unchanged.
+AVALANCHE_MASKED_LOGIT = -1e4
+
+
 def _task_masked(model: nn.Module, data: Any) -> nn.Module:
     """Task-IL: a multi-task wrapper masking each sample's logits to its task's outputs."""
     from avalanche.models import MultiTaskModule
@@ -468,12 +473,14 @@ def _task_masked(model: nn.Module, data: Any) -> nn.Module:
             if task_labels is None:  # Avalanche's "all heads" call (LwF): {task: logits}
                 n = data.plan.num_tasks
                 full = torch.ones(len(x), dtype=torch.long, device=logits.device)
-                return {k: data.mask_logits(logits, full * k) for k in range(n)}
+                return {
+                    k: data.mask_logits(logits, full * k, AVALANCHE_MASKED_LOGIT) for k in range(n)
+                }
             if task_labels is _UNSET:  # plain model(x) (DER's stored logits): current task
                 task_labels = self.current_task
             if not torch.is_tensor(task_labels):
                 task_labels = torch.full((len(x),), int(task_labels), dtype=torch.long)
-            return data.mask_logits(logits, task_labels.to(logits.device))
+            return data.mask_logits(logits, task_labels.to(logits.device), AVALANCHE_MASKED_LOGIT)
 
         def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
             return self.forward(x, task_label)

@@ -95,11 +95,14 @@ class StreamData:
         # one small sync per batch, only for scenarios with input transforms
         return [t for t in torch.unique(task).tolist() if self._transforms[t] is not None]
 
-    def mask_logits(self, logits: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        """Task-incremental: keep only the outputs of each sample's task."""
+    def mask_logits(
+        self, logits: torch.Tensor, task: torch.Tensor, fill: float = float("-inf")
+    ) -> torch.Tensor:
+        """Task-incremental: keep only the outputs of each sample's task (others set to
+        ``fill``)."""
         if not self.plan.task_ids_at_test:
             return logits
-        return logits.masked_fill(~self.output_mask[task], float("-inf"))
+        return logits.masked_fill(~self.output_mask[task], fill)
 
     def task_indices(self, task_id: int, split: str) -> torch.Tensor:
         task = self.plan.tasks[task_id]
