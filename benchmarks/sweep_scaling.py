@@ -29,8 +29,8 @@ from pathlib import Path
 def time_pool(workers: int, runs: int, epochs: int) -> tuple[float, float]:
     """(wall, workers' CPU) seconds for ``runs`` seeds of the default on ``workers`` processes."""
     from clbench.config import build_config
+    from clbench.engine.runner import run_name
     from clbench.sweep.executors import LocalExecutor, RunTask
-    from clbench.sweep.suite import run_id
 
     with tempfile.TemporaryDirectory(prefix=f"sweep-scaling-{workers}-") as root:
         tasks = []
@@ -46,7 +46,7 @@ def time_pool(workers: int, runs: int, epochs: int) -> tuple[float, float]:
                     "output.plot=false",
                 ],
             )
-            tasks.append(RunTask(run_id(config), config.model_dump(mode="json"), str(Path.cwd())))
+            tasks.append(RunTask(run_name(config), config.model_dump(mode="json"), str(Path.cwd())))
         statuses: list[str] = []
         cpu_before = _children_cpu()
         start = time.perf_counter()
