@@ -23,7 +23,7 @@ HEADLINE = (
 )
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, float):
@@ -45,7 +45,7 @@ def print_summary(summary: dict[str, Any], path: Path, skipped: bool = False) ->
     table.add_column("meaning", style="dim")
     for key, meaning in HEADLINE:
         if key in metrics:
-            table.add_row(key, _fmt(metrics[key]), meaning)
+            table.add_row(key, format_value(metrics[key]), meaning)
     budget = summary["budget"]
     table.add_row(
         "updates", str(budget["updates"]), f"evaluations every {summary['eval_every']} update(s)"
@@ -56,7 +56,6 @@ def print_summary(summary: dict[str, Any], path: Path, skipped: bool = False) ->
         "wall clock",
     )
     console.print(table)
-    console.print(
-        f"per-task final accuracy: {[_fmt(a) for a in metrics.get('per_task_final_acc', [])]}"
-    )
+    per_task = [format_value(a) for a in metrics.get("per_task_final_acc", [])]
+    console.print(f"per-task final accuracy: {per_task}")
     console.print(f"results: {path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,3 +62,16 @@ def fast_overrides(tmp_path: Any, **extra: Any) -> list[str]:
     }
     base.update({k: str(v) for k, v in extra.items()})
     return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture(scope="session")
+def resnet18_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A timm resnet18 backbone file saved by the tests themselves (random init, 16 px): what
+    `model.pretrained` loads offline."""
+    from clbench.models.timm_model import save_backbone_checkpoint
+    from clbench.registry import MODELS, validate_params
+
+    cls = MODELS.get("timm")
+    params = validate_params(cls.Config, {"arch": "resnet18", "image_size": 16}, "model")
+    model = cls(params).build((1, 8, 8), 4)
+    return save_backbone_checkpoint(model, tmp_path_factory.mktemp("backbone") / "r18.pth")

@@ -27,8 +27,7 @@ from clbench.engine.checkpoint import (
 )
 from clbench.engine.job import run_job
 from clbench.engine.runner import Experiment, prepare
-from clbench.models.timm_model import save_backbone_checkpoint
-from clbench.registry import MODELS, STRATEGIES, validate_params
+from clbench.registry import STRATEGIES
 from clbench.results.reader import RunFolder
 from tests.conftest import fast_overrides
 
@@ -53,12 +52,9 @@ PRETRAINED = {n for n in RESUMABLE if STRATEGIES.get(n).capabilities.needs_pretr
 SETTING = {"hyperinterval": "task_incremental"}
 
 
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cls = MODELS.get("timm")
-    params = validate_params(cls.Config, {"arch": "resnet18", "image_size": 16}, "model")
-    model = cls(params).build((1, 8, 8), 4)
-    return save_backbone_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "r18.pth")
+@pytest.fixture
+def backbone(resnet18_backbone: Path) -> Path:
+    return resnet18_backbone
 
 
 def strategy_overrides(tmp_path: Path, strategy: str, backbone: Path) -> list[str]:

@@ -13,9 +13,7 @@ from clbench.config import build_config
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
-from clbench.models.timm_model import save_backbone_checkpoint
 from clbench.pretrain import pretrain
-from clbench.registry import MODELS, validate_params
 
 
 @pytest.fixture(autouse=True)
@@ -51,13 +49,9 @@ def tiny_overrides(tmp_path: Path, **extra: object) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A backbone file saved by the test (random init resnet18; fast)."""
-    cls = MODELS.get("timm")
-    params = validate_params(cls.Config, {"arch": "resnet18", "image_size": 16}, "model")
-    model = cls(params).build((1, 8, 8), 4)
-    return save_backbone_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "r18.pth")
+@pytest.fixture
+def checkpoint(resnet18_backbone: Path) -> Path:
+    return resnet18_backbone
 
 
 def experiment(tmp_path: Path, checkpoint: Path, **extra: object) -> Experiment:

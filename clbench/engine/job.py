@@ -91,7 +91,7 @@ def run_job(
     write_text(run.file("scenario.txt"), plan.describe() + "\n")
     try:
         experiment = Experiment(prepared)
-        reset_peak_memory(experiment.device)
+        memory_start = reset_peak_memory(experiment.device)
         if restored:
             experiment.restore(*restored)
         checkpointer = None
@@ -107,7 +107,7 @@ def run_job(
                 should_stop=signals.requested,
             )
         records = experiment.log.frame()
-        summary = _summary(experiment, records)
+        summary = _summary(experiment, records, memory_start)
         _write_records(run, experiment, records)
         if config.output.plot:
             from clbench.plotting.curves import plot_task_curves
@@ -180,7 +180,9 @@ class StopSignals:
         self._previous.clear()
 
 
-def _summary(experiment: Experiment, records) -> dict[str, Any]:
+def _summary(
+    experiment: Experiment, records: pd.DataFrame, memory_start: float | None
+) -> dict[str, Any]:
     cfg = experiment.prepared.config
     timing = experiment.timing
     metrics = compute_metrics(records, cfg.metrics)
@@ -204,7 +206,7 @@ def _summary(experiment: Experiment, records) -> dict[str, Any]:
             "train_time_s": round(timing.train_s, 3),
             "eval_time_s": round(timing.eval_s, 3),
             "checkpoint_time_s": round(timing.checkpoint_s, 3),
-            **peak_memory(experiment.device),
+            **peak_memory(experiment.device, memory_start),
             "phase_end_steps": timing.phase_end_steps,
             "buffer_size": len(buffer) if buffer is not None else 0,
             "buffer_bytes": buffer.nbytes if buffer is not None else 0,

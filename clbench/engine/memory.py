@@ -1,13 +1,18 @@
-"""Peak memory of one run: CUDA memory allocated on a GPU, else the process's peak resident set.
+"""Peak memory of one run, comparable between runs even when one process runs many (a sweep).
 
-On Linux the resident-set peak (``VmHWM``) is reset at the start of each run through
-``/proc/self/clear_refs``, so a process that runs several runs (a sweep worker) reports each
-run's own peak; elsewhere it falls back to ``ru_maxrss``, the peak over the process's life.
+On a GPU: the CUDA memory allocated at the peak (statistics reset at the run's start). On CPU
+(Linux): how far the resident set rose above its level at the run's start. Before the start
+level is taken, garbage is collected and freed heap pages go back to the system
+(``malloc_trim``), and the kernel's peak counter is reset (``/proc/self/clear_refs``), so memory
+left over from an earlier run in the same worker is not counted. Elsewhere the process's
+lifetime peak (``ru_maxrss``) is all there is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +22,41 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
-def reset_peak_memory(device: torch.device) -> None:
+def _status_mb(field: str) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024  # kB
+    return None
+
+
+def reset_peak_memory(device: torch.device) -> float | None:
+    """Start measuring; returns the CPU resident set (MB) the run starts from (None on GPU or
+    where it cannot be read)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        return
-    # not Linux, or not allowed: the process-lifetime peak is reported instead
+        return None
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc: give freed heap pages back
     with contextlib.suppress(OSError):
-        _CLEAR_REFS.write_text("5")  # "5": reset the peak RSS (Linux >= 4.0)
+        _CLEAR_REFS.write_text("5")  # "5": reset the peak resident set (Linux >= 4.0)
+    return _status_mb("VmRSS")
 
 
-def peak_memory(device: torch.device) -> dict[str, Any]:
-    """``peak_memory_mb`` and what it measures (``peak_memory_kind``)."""
+def peak_memory(device: torch.device, start_mb: float | None) -> dict[str, Any]:
+    """``peak_memory_mb`` (what the run itself needed at its peak), the absolute peak and what
+    they measure."""
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
         return {"peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda_allocated"}
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                kib = int(line.split()[1])
-                return {"peak_memory_mb": round(kib / 1024, 1), "peak_memory_kind": "rss"}
-    except OSError:
-        pass
+    peak = _status_mb("VmHWM")
+    if peak is not None and start_mb is not None:
+        return {
+            "peak_memory_mb": round(max(0.0, peak - start_mb), 1),
+            "peak_rss_mb": round(peak, 1),
+            "peak_memory_kind": "rss_above_start",
+        }
     import resource
 
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

@@ -15,7 +15,7 @@ from typing import Any
 from clbench.config import config_hash, resolve_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from clbench.errors import ConfigError, CorruptedResultError
-from clbench.report_console import HEADLINE
+from clbench.report_console import HEADLINE, format_value
 from clbench.results.reader import RunFolder
 
 BUDGET_KEYS = (
@@ -28,14 +28,6 @@ BUDGET_KEYS = (
     "params_trainable",
     "params_total",
 )
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 def _process_gone(status: dict[str, Any]) -> bool:
@@ -110,14 +102,14 @@ def describe_run(run: RunFolder) -> str:
         lines.append("metrics")
         for key, meaning in HEADLINE:
             if key in metrics:
-                lines.append(f"  {key:<20} {_fmt(metrics[key]):>10}  {meaning}")
+                lines.append(f"  {key:<20} {format_value(metrics[key]):>10}  {meaning}")
         per_task = metrics.get("per_task_final_acc")
         if per_task:
-            lines.append("  per-task final accuracy: " + " ".join(_fmt(a) for a in per_task))
+            accs = " ".join(format_value(a) for a in per_task)
+            lines.append(f"  per-task final accuracy: {accs}")
         budget = summary.get("budget", {})
-        lines.append(
-            "budget   " + ", ".join(f"{k}={_fmt(budget[k])}" for k in BUDGET_KEYS if k in budget)
-        )
+        spent = ", ".join(f"{k}={format_value(budget[k])}" for k in BUDGET_KEYS if k in budget)
+        lines.append(f"budget   {spent}")
         if summary.get("tags"):
             lines.append("tags     " + ", ".join(f"{k}={v}" for k, v in summary["tags"].items()))
     return "\n".join(lines)
