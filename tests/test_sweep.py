@@ -154,6 +154,17 @@ def test_axes_bring_labelled_overrides_and_an_entry_can_replace_one(tmp_path):
         # caught by the pre-run check (prepare): 8 classes do not split in 3
         ({"overrides": ["scenario.n_experiences=3"]}, ["entry 't'", "scenario.n_experiences"]),
         ({"report": {"split_by": ["data.nam"]}}, ["report.split_by", "data.nam"]),
+        (
+            {
+                "protocol": {
+                    "name": "gtep",
+                    "tuning": ["scenario.n_experiences=2"],
+                    "evaluation": ["scenario.n_experiences=4"],
+                    "select": {"metric": "accuracy"},
+                }
+            },
+            ["protocol.select.metric", "accuracy", "final_acc"],
+        ),
         ({"report": {"metrics": ["final_acc"], "sort_by": "aia"}}, ["report.sort_by", "aia"]),
     ],
 )

@@ -8,33 +8,23 @@ the evaluation scenario over the evaluation seeds (spec: specs/scenarios.md §4)
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from clbench.errors import ConfigError
+from clbench.reporting.columns import HIGHER_IS_BETTER, LOWER_IS_BETTER, direction
 from clbench.results.reader import RunFolder
 from clbench.sweep.suite import GtepSelect, PlannedRun, point_label
 
 SELECTION_FILE = "gtep_selection.json"
-_SCALAR_METRICS = (
-    "final_acc",
-    "aia",
-    "forgetting",
-    "bwt",
-    "fwt",
-    "min_acc",
-    "wc_acc",
-    "lca",
-    "gap_depth_mean",
-    "recovery_time_mean",
-    "recovered_fraction",
-)
 
 
 def check_metric(select: GtepSelect) -> None:
-    if select.metric not in _SCALAR_METRICS and not re.fullmatch(r"w[fp]_\d+", select.metric):
-        allowed = ", ".join((*_SCALAR_METRICS, "wf_<window>", "wp_<window>"))
+    """The metric must be one the report ranks (one direction table for both)."""
+    if direction(select.metric) is None:
+        allowed = ", ".join(
+            [*sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER), "wf_<window>", "wp_<window>"]
+        )
         raise ConfigError("suite.protocol.select.metric", select.metric, f"one of: {allowed}")
 
 
