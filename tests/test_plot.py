@@ -175,9 +175,10 @@ def test_setting_labels_name_only_what_differs() -> None:
     er_big = {"strategy": {"name": "er", "buffer_size": 500}, "train": {"lr": 0.1}}
     naive = {"strategy": {"name": "naive"}, "train": {"lr": 0.1}}
     assert setting_labels([er, naive]) == ["er", "naive"]
+    # the same labels as report rows (clbench.results.labels)
     assert setting_labels([er, er_big, naive]) == [
-        "er, strategy.buffer_size=200",
-        "er, strategy.buffer_size=500",
+        "er (buffer_size=200)",
+        "er (buffer_size=500)",
         "naive",
     ]
     slow = {"strategy": {"name": "er", "buffer_size": 200}, "train": {"lr": 0.01}}

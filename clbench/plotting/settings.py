@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from clbench.errors import ConfigError
+from clbench.results.labels import label_key_order
+from clbench.results.labels import setting_labels as labels_of
 from clbench.results.reader import RunFolder, flat_config, identifying_config, varying_keys
 
 
@@ -48,45 +50,12 @@ def group_settings(runs: Sequence[RunFolder], group_by: Sequence[str] = ()) -> l
 
 
 def setting_labels(configs: Sequence[dict[str, Any]], group_by: Sequence[str] = ()) -> list[str]:
-    """Short labels naming what differs between settings (one config per setting).
-
-    ``<section>.name`` keys show just the name (``er``); a key that only follows from such a
-    name (``strategy.buffer_size`` when every ``er`` setting has 200 and ``naive`` none) and a
-    key the setting does not have are left out. A single setting is named by its strategy,
-    scenario and data.
-    """
+    """Labels naming what differs between settings (one config per setting), as in reports
+    (`clbench.results.labels`); a single setting is named by its strategy, scenario and data."""
     flats = [flat_config(c) for c in configs]
-    # names first (`er, strategy.buffer_size=200`); --group-by keys keep the user's order
-    keys = list(group_by) or sorted(varying_keys(configs), key=lambda k: not k.endswith(".name"))
-    if not keys:
-        return [_describe(c) for c in configs]
-    short = [k for k in keys if group_by or not _follows_from_name(k, flats)]
-    labels = [_label(flat, short, skip_missing=not group_by) for flat in flats]
-    if len(set(labels)) < len(labels):  # shortening lost a difference: say everything
-        labels = [_label(flat, keys, skip_missing=False) for flat in flats]
-    return labels
-
-
-def _label(flat: dict[str, Any], keys: Sequence[str], skip_missing: bool) -> str:
-    parts = []
-    for key in keys:
-        value = flat.get(key)
-        if value is None and skip_missing:
-            continue
-        parts.append(_text(value) if key.endswith(".name") else f"{key}={_text(value)}")
-    return ", ".join(parts) or "default"
-
-
-def _follows_from_name(key: str, flats: Sequence[dict[str, Any]]) -> bool:
-    section = key.split(".", 1)[0]
-    name_key = f"{section}.name"
-    if key == name_key or len({f.get(name_key) for f in flats}) < 2:
-        return False
-    seen: dict[Any, Any] = {}
-    for flat in flats:
-        if seen.setdefault(flat.get(name_key), flat.get(key)) != flat.get(key):
-            return False
-    return True
+    keys = list(group_by) or label_key_order(varying_keys(configs))
+    labels = labels_of(flats, keys, show_all=bool(group_by))
+    return [label or _describe(c) for label, c in zip(labels, configs, strict=True)]
 
 
 def _describe(config: dict[str, Any]) -> str:
@@ -108,9 +77,3 @@ def check_group_keys(runs: Sequence[RunFolder], group_by: Sequence[str]) -> None
 def _group_key(run: RunFolder, group_by: Sequence[str]) -> tuple[Any, ...]:
     flat = flat_config(run.config)
     return tuple(flat.get(k) for k in group_by)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_text(v) for v in value) + "]"
-    return str(value)

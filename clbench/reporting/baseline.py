@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from clbench.errors import ConfigError
-from clbench.reporting.frame import RunFrame, value_text
+from clbench.reporting.frame import RunFrame
+from clbench.results.labels import value_text
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clbench.reporting.frame import RunFrame, value_sort_key, value_text
+from clbench.reporting.frame import RunFrame, value_sort_key
+from clbench.results.labels import value_text
 
 COMPARABLE_SECTIONS = ("data", "scenario", "eval", "metrics")
 COMPARABLE_KEYS = ("train.epochs",)

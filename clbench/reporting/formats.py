@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clbench.reporting.columns import ColumnSpec
-from clbench.reporting.frame import value_text
 from clbench.reporting.table import Row, Stat, Table
+from clbench.results.labels import value_text
 
 LABEL_HEADER = "setting"
 LEGEND = (

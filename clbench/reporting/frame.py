@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from clbench.results.labels import value_text
 from clbench.results.reader import RunFolder, identifying_config
 
 RUN_COLUMNS = ("run", "path", "status", "seed")
@@ -89,13 +90,6 @@ def build_frame(runs: Sequence[RunFolder]) -> RunFrame:
         value_columns=value_columns,
         configs=configs,
     )
-
-
-def value_text(value: Any) -> str:
-    """A key value as people write it in overrides: ``200``, ``0.05``, ``[32, 32]``, ``None``."""
-    if isinstance(value, tuple):
-        return "[" + ", ".join(value_text(v) for v in value) + "]"
-    return str(value)
 
 
 def value_sort_key(value: Any) -> tuple[int, Any]:

@@ -16,7 +16,8 @@ from typing import Any
 from clbench.reporting.baseline import BaselineSpec
 from clbench.reporting.columns import ColumnSpec
 from clbench.reporting.comparability import find_differences
-from clbench.reporting.frame import RunFrame, value_sort_key, value_text
+from clbench.reporting.frame import RunFrame, value_sort_key
+from clbench.results.labels import label_key_order, setting_labels, value_text
 from clbench.results.reader import varying_keys
 
 PHASE_KEY = "tags.phase"
@@ -86,7 +87,7 @@ def build_tables(
     tables = []
     for split_values, members in _partition(runs, range(len(runs.frame)), split_keys):
         if group_by is None:
-            keys = _default_key_order(varying_keys([runs.configs[i] for i in members]))
+            keys = label_key_order(varying_keys([runs.configs[i] for i in members]))
         else:
             keys = [k for k in group_by if k not in split_keys]
         rows = [
@@ -150,58 +151,19 @@ def _stat(runs: RunFrame, members: Sequence[int], column: str) -> Stat:
 # --- labels ------------------------------------------------------------------------------------
 
 
-def _short(key: str) -> str:
-    """``strategy.buffer_size`` -> ``buffer_size``: a method's own settings need no section."""
-    return key.removeprefix("strategy.")
-
-
 def _label_rows(rows: list[Row], runs: RunFrame, keys: list[str], show_all: bool) -> None:
-    """Readable, unique labels: names first (``er / digits``), then ``(buffer_size=200, ...)``.
-
-    With default grouping a row shows only the keys that tell it apart from rows with the same
-    names: a key that varies just because another strategy lacks it (naive has no buffer_size)
-    is noise, and a strategy run in one setting needs no settings at all.
-    """
-    names = [k for k in keys if k.endswith(".name")]
-    others = [k for k in keys if k not in names]
-    same_names: dict[tuple[Any, ...], list[Row]] = {}
-    for row in rows:
-        same_names.setdefault(tuple(row.keys[k] for k in names), []).append(row)
-    for group in same_names.values():
-        shown = others
-        if not show_all:
-            shown = [k for k in others if len({value_text(r.keys[k]) for r in group}) > 1]
-        for row in group:
-            row.label = _label(row, runs, names, shown)
-    if len({row.label for row in rows}) < len(rows):  # fall back to every key
-        for row in rows:
-            row.label = _label(row, runs, names, others)
-
-
-def _default_key_order(keys: list[str]) -> list[str]:
-    """Names first (the strategy's first), then the strategy's settings, then the rest."""
-    return sorted(
-        keys,
-        key=lambda k: (
-            not k.endswith(".name"),
-            k != "strategy.name",
-            not k.startswith("strategy."),
-            k,
-        ),
-    )
-
-
-def _label(row: Row, runs: RunFrame, names: list[str], others: list[str]) -> str:
-    head = " / ".join(value_text(row.keys[k]) for k in names if row.keys[k] is not None)
-    settings = ", ".join(
-        f"{_short(k)}={value_text(row.keys[k])}" for k in others if row.keys[k] is not None
-    )
-    if not head and not settings:
-        strategies = dict.fromkeys(value_text(runs.key_value(i, "strategy.name")) for i in row.runs)
-        return " / ".join(strategies) if "strategy.name" in runs.config_keys else "all runs"
-    if head and settings:
-        return f"{head} ({settings})"
-    return head or settings
+    """Unique readable labels (`clbench.results.labels`); rows the keys cannot tell apart are
+    named by their strategies."""
+    labels = setting_labels([row.keys for row in rows], keys, show_all)
+    for row, label in zip(rows, labels, strict=True):
+        if not label:
+            names = (value_text(runs.key_value(i, "strategy.name")) for i in row.runs)
+            label = (
+                " / ".join(dict.fromkeys(names))
+                if "strategy.name" in runs.config_keys
+                else "all runs"
+            )
+        row.label = label
 
 
 # --- baseline, comparability, best, deltas --------------------------------------------------
