@@ -40,6 +40,19 @@ def test_every_update_evaluates_seen_tasks_only(tmp_path):
     assert exp.timing.phase_end_steps == [16, 32, 48, 64]
 
 
+def test_step0_evaluation_covers_every_task_of_a_joint_phase(tmp_path):
+    overrides = [o for o in fast_overrides(tmp_path) if not o.startswith("scenario.")]
+    overrides.append("scenario={name: joint, of: {name: class_incremental, n_experiences: 4}}")
+    exp = Experiment(prepare(build_config(None, overrides)))
+    exp.run()
+    rec = exp.log.frame()
+    subset = rec[rec.kind == "subset"]
+    assert subset.phase.unique().tolist() == [0]
+    # every step, step 0 included, evaluates all four tasks the one phase trains
+    assert (subset.groupby("step").task.apply(sorted).map(tuple) == (0, 1, 2, 3)).all()
+    assert subset.step.min() == 0
+
+
 def test_boundary_full_evaluations_and_forward_tracking(tmp_path):
     _, rec = run_records(tmp_path)
     full = rec[rec.kind == "full"]

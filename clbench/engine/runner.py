@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.records import RecordLog
 from clbench.engine.seeding import derived_seeds, seed_globals
 from clbench.errors import ConfigError, IncompatibleError
-from clbench.plan import ScenarioPlan
+from clbench.plan import PhasePart, ScenarioPlan
 from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES
 from clbench.strategy import OptimizerSettings, Strategy, StrategyContext
 
@@ -229,7 +229,10 @@ class Experiment:
         pos = self.position
         step, seen_upto = pos.step, pos.seen_upto
         if pos == Position():
+            # The step-0 point covers every task phase 0 trains (SCoLe and joint phases hold
+            # several), so each has its untrained point and none looks "unseen" at step 0.
             first_task = plan.phases[0].current_task
+            seen_upto = self._seen_upto(0, seen_upto)
             self._timed_eval(evaluate_subsets, 0, 0, first_task, seen_upto)
             if ev.track_forward:
                 tasks = list(range(plan.num_tasks))
@@ -239,7 +242,7 @@ class Experiment:
             phase = plan.phases[k]
             parts = self.strategy.training_parts(k)
             current = phase.current_task
-            seen_upto = max([seen_upto, current, *(p.task for p in parts)])
+            seen_upto = self._seen_upto(k, seen_upto, parts)
             batches = self.strategy.phase_batches(
                 parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
             )
@@ -307,6 +310,16 @@ class Experiment:
             if checkpointer is not None and checkpointer.at_phase_end:
                 self._save(checkpointer, Position(k + 1, 0, 0, step, 0, seen_upto, False))
         self.timing.updates = step
+
+    def _seen_upto(
+        self, phase: int, seen_upto: int, parts: Sequence[PhasePart] | None = None
+    ) -> int:
+        """The highest task id seen once phase ``phase`` starts (tasks are numbered by first
+        appearance, so the seen tasks are ``0..seen_upto``)."""
+        if parts is None:
+            parts = self.strategy.training_parts(phase)
+        current = self.prepared.plan.phases[phase].current_task
+        return max([seen_upto, current, *(p.task for p in parts)])
 
     def _fast_forward(
         self, batches: Any, epoch: int, batch: int
