@@ -51,6 +51,10 @@ CLAIM = ("er", "gem", "lwf", "ewc")  # "ER, GEM, LwF and EWC all show the gap"
 GAP_THRESHOLD = 0.05  # a dip of 5 points below the pre-switch accuracy counts as a gap
 
 
+def _num(value: float | None) -> str:
+    return "null" if value is None else f"{value:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -90,8 +94,9 @@ def main() -> None:
             )
             results[name].append(m)
             print(
-                f"  {name:<6} seed {seed}: final {m['final_acc']:.3f} min-ACC {m['min_acc']:.3f} "
-                f"gap {m['gap_depth_mean']:.3f} ({time.perf_counter() - t0:.0f}s)",
+                f"  {name:<6} seed {seed}: final {_num(m['final_acc'])} "
+                f"min-ACC {_num(m['min_acc'])} gap {_num(m['gap_depth_mean'])} "
+                f"({time.perf_counter() - t0:.0f}s)",
                 flush=True,
             )
 
@@ -106,7 +111,9 @@ def main() -> None:
     for name in CLAIM:
         if name not in results:
             continue
-        depth = statistics.mean(r["gap_depth_mean"] for r in results[name])
+        # null when every pair of every seed started at chance: nothing left to lose, no gap
+        depths = [r["gap_depth_mean"] for r in results[name] if r["gap_depth_mean"] is not None]
+        depth = statistics.mean(depths) if depths else 0.0
         recovered = statistics.mean(r["recovered"] or 0.0 for r in results[name])
         if depth <= GAP_THRESHOLD:
             kind = "NO gap"

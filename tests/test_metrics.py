@@ -37,6 +37,7 @@ from clbench.metrics import (
     phase_end_steps,
     record_arrays,
     recovery_time,
+    stability_curves,
     validate_records,
     wc_acc,
     windowed_forgetting,
@@ -158,6 +159,7 @@ def test_toy_a_summary(toy_a):
     assert out["gap_depth_mean"] == approx(0.55, abs=1e-9)
     assert out["recovery_time_mean"] is None  # threshold 0.90 never reached
     assert out["recovered_fraction"] == 0.0
+    assert (out["gap_pairs"], out["forgotten_pairs"], out["recovered_pairs"]) == (1, 0, 0)
     [gap] = out["gaps"]
     assert gap == {
         "task": 0,
@@ -167,6 +169,8 @@ def test_toy_a_summary(toy_a):
         "depth": approx(0.55, abs=1e-9),
         "min_step": 5,
         "recovery_time": None,
+        "chance": 0.0,  # unknown without the run's plan
+        "forgotten": False,
     }
 
 
@@ -223,6 +227,7 @@ def test_toy_b_summary(toy_b):
     assert out["gap_depth_mean"] == approx((0.45 + 0.37 + 0.60) / 3, abs=1e-9)
     assert out["recovery_time_mean"] == approx(2.0, abs=1e-9)
     assert out["recovered_fraction"] == approx(2 / 3, abs=1e-9)
+    assert (out["gap_pairs"], out["forgotten_pairs"], out["recovered_pairs"]) == (3, 0, 2)
 
 
 def test_toy_b_options(toy_b):
@@ -658,9 +663,20 @@ def test_matches_reference_implementation(rows, w, beta, wf_tasks, eps):
     assert set(got) == set(ref["gaps"])
     for key, (depth, rec, a_min, reference) in ref["gaps"].items():
         assert got[key]["depth"] == approx(depth, abs=1e-9)
+        # Without the run's chance level only a reference of 0 has nothing left to lose; such a
+        # pair is marked and gets no recovery time.
+        assert got[key]["forgotten"] == (reference == 0)
+        if reference == 0:
+            assert got[key]["recovery_time"] is None
+            continue
         # clbench searches from the arg-min itself: a minimum already within eps recovers at 0
         # (the reference only looks strictly after it); otherwise they agree.
         assert got[key]["recovery_time"] == (0 if a_min >= reference - eps else rec)
+    counted = [k for k, g in ref["gaps"].items() if g[3] > 0]
+    assert out["gap_pairs"] == len(counted)
+    assert out["forgotten_pairs"] == len(ref["gaps"]) - len(counted)
+    depths = [ref["gaps"][k][0] for k in counted]
+    assert out["gap_depth_mean"] == maybe(mean(depths) if depths else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,6 +748,7 @@ def test_metric_options():
         "lca_beta": 10,
         "lca_mode": "official",
         "recovery_eps": 0.02,
+        "window_unit": "updates",
     }
     assert all(f.description for f in MetricOptions.model_fields.values())
     for bad in (
@@ -741,6 +758,8 @@ def test_metric_options():
         {"window_sizes": [0]},
         {"lca_beta": 0},
         {"recovery_eps": -0.1},
+        {"window_unit": "foo"},
+        {"window_unit": "update"},
     ):
         with pytest.raises(ValidationError):
             MetricOptions(**bad)
@@ -806,3 +825,36 @@ def test_compute_metrics_is_fast():
     assert_json_clean(out)
     assert len(out["gaps"]) == 10
     assert out["lca"] is not None
+
+
+# --- phases that train several tasks (SCoLe, joint) --------------------------------------------
+
+
+def test_tasks_trained_together_in_the_first_phase_are_not_old_there():
+    # Phase 0 trains tasks 0 and 1 (current task: 1, the newest); phase 1 trains task 2.
+    records = toy_records(
+        [
+            (0, 0, {0: 0.05, 1: 0.00}),
+            (1, 0, {0: 0.50, 1: 0.40}),
+            (2, 0, {0: 0.90, 1: 0.80}),
+            (3, 1, {0: 0.60, 1: 0.70, 2: 0.50}),
+            (4, 1, {0: 0.70, 1: 0.75, 2: 0.90}),
+        ]
+    )
+    records["current_task"] = records["phase"].map({0: 1, 1: 2})
+    curve = stability_curves(records)
+    # no old task during phase 0: the untrained step-0 model sets no minimum
+    assert curve.loc[curve["phase"] == 0, "min_acc"].isna().all()
+    assert per_task_minima(records) == {0: pytest.approx(0.60), 1: pytest.approx(0.70)}
+    assert min_acc(records) == pytest.approx(0.65, abs=1e-12)
+    # step 0 evaluates the current task, so WC-ACC is defined from the first point on
+    assert curve["wc_acc"].notna().all()
+
+
+def test_a_one_phase_joint_run_has_no_old_task():
+    records = toy_records([(0, 0, {0: 0.1, 1: 0.0, 2: 0.2}), (5, 0, {0: 0.9, 1: 0.8, 2: 0.9})])
+    records["current_task"] = 2
+    out = compute_metrics(records)
+    assert out["min_acc"] is None
+    assert out["wc_acc"] == pytest.approx(0.9)
+    assert out["gap_pairs"] == 0 and out["gap_depth_mean"] is None

@@ -1,6 +1,8 @@
 """Metrics of continual-evaluation records: pure functions of the record frame, no torch.
 
-See the continual-evaluation spec §2 for every definition and §8 for the options.
+Definitions follow De Lange et al., "Continual evaluation for lifelong learning: identifying the
+stability gap" (ICLR 2023) and its official code; each module documents its formulas, and
+:class:`MetricOptions` the choices between them.
 """
 
 from clbench.metrics.classic import (
@@ -27,6 +29,7 @@ from clbench.metrics.records import (
 )
 from clbench.metrics.stability import (
     Gap,
+    chance_levels,
     gap_analysis,
     gap_depth,
     min_acc,
@@ -37,7 +40,9 @@ from clbench.metrics.stability import (
 )
 from clbench.metrics.summary import MetricOptions, compute_metrics, curves
 from clbench.metrics.windowed import (
+    WINDOW_UNITS,
     WfTasks,
+    WindowUnit,
     WpMode,
     max_window_decrease,
     max_window_increase,
@@ -51,6 +56,7 @@ __all__ = [
     "INT_COLUMNS",
     "KINDS",
     "REQUIRED_COLUMNS",
+    "WINDOW_UNITS",
     "AvgAccWeighting",
     "ForgettingReference",
     "Gap",
@@ -58,11 +64,13 @@ __all__ = [
     "MetricOptions",
     "RecordArrays",
     "WfTasks",
+    "WindowUnit",
     "WpMode",
     "accuracy_curve",
     "accuracy_matrix",
     "average_incremental_accuracy",
     "backward_transfer",
+    "chance_levels",
     "compute_metrics",
     "curves",
     "final_accuracy",

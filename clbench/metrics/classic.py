@@ -1,4 +1,4 @@
-"""Boundary metrics from the full-test-set accuracy matrix ``R[phase, task]`` (spec §2.2-§2.4).
+"""Boundary metrics from the full-test-set accuracy matrix ``R[phase, task]``.
 
 All of them read only ``full`` rows (and ``init`` rows for FWT). A value needed by a metric that is
 missing from the records makes that metric ``None`` rather than silently averaging fewer tasks.
@@ -24,7 +24,7 @@ def _mean_or_none(values: list[float]) -> float | None:
 
 
 def per_task_final_accuracy(records: pd.DataFrame | RecordArrays) -> list[float | None]:
-    """Full-test-set accuracy of each task at the end of the last phase (spec §2.2).
+    """Full-test-set accuracy of each task at the end of the last phase.
 
     The list is indexed by task id and covers the tasks seen by the end of the stream; ``None``
     where a task has no ``full`` row in the last phase.
@@ -42,7 +42,7 @@ def per_task_final_accuracy(records: pd.DataFrame | RecordArrays) -> list[float 
 def final_accuracy(
     records: pd.DataFrame | RecordArrays, weighting: AvgAccWeighting = "task_mean"
 ) -> float | None:
-    """avg-ACC: accuracy over the seen tasks' full test sets after the last phase (spec §2.2).
+    """avg-ACC: accuracy over the seen tasks' full test sets after the last phase.
 
     ``task_mean`` averages per-task accuracies; ``sample_pooled`` (official) pools all test samples.
     ``None`` if any seen task lacks a ``full`` row in the last phase.
@@ -81,7 +81,7 @@ def _reference_phase(ra: RecordArrays, task: int, last: int) -> int:
 
 
 def _forgetting_tasks(ra: RecordArrays) -> list[int]:
-    """Tasks seen before the last phase, minus the last phase's current task (spec §2.3)."""
+    """Tasks seen before the last phase, minus the last phase's current task."""
     last = ra.n_phases - 1
     return [t for t in ra.seen_tasks(last - 1) if t != ra.phase_task[last]]
 
@@ -89,7 +89,7 @@ def _forgetting_tasks(ra: RecordArrays) -> list[int]:
 def forgetting(
     records: pd.DataFrame | RecordArrays, reference: ForgettingReference = "end_of_task"
 ) -> float | None:
-    """Average forgetting FORG over tasks 1..K-1 (spec §2.3).
+    """Average forgetting FORG over tasks 1..K-1.
 
     ``end_of_task`` (official/Avalanche): reference R[end of task i, i]; ``max`` (Chaudhry): the
     maximum of R[l, i] over the phases l from i's introduction to K-1. ``None`` if K = 1.
@@ -113,7 +113,7 @@ def forgetting(
 
 
 def backward_transfer(records: pd.DataFrame | RecordArrays) -> float | None:
-    """BWT = mean over tasks 1..K-1 of R[K, i] - R[end of task i, i] = -FORG (spec §2.4).
+    """BWT = mean over tasks 1..K-1 of R[K, i] - R[end of task i, i] = -FORG.
 
     Always uses the end-of-task reference (Lopez-Paz & Ranzato). ``None`` if K = 1.
     """
@@ -125,8 +125,8 @@ def forward_transfer(records: pd.DataFrame | RecordArrays) -> float | None:
     """FWT = mean over tasks i >= 1 of R[i-1, i] - b_i, b_i = accuracy of the initial model.
 
     R[i-1, i] comes from the forward-tracking ``full`` row of task i at the end of the phase before
-    it is introduced and b_i from its ``init`` row (spec §7.2, Avalanche ``forward_transfer``).
-    ``None`` if K = 1 or any of those values is missing.
+    it is introduced and b_i from its ``init`` row (Lopez-Paz & Ranzato, NeurIPS 2017; Avalanche
+    ``forward_transfer``). ``None`` if K = 1 or any of those values is missing.
     """
     ra = record_arrays(records)
     tasks = [t for t, p in sorted(ra.intro_phase.items()) if p >= 1]

@@ -1,8 +1,8 @@
 """Evaluation records: schema, validation and the array views every metric is computed from.
 
-A record frame has one row per (evaluation, evaluated task); see the continual-evaluation spec §3.2
-item 8. ``kind`` is ``subset`` (continual evaluation on the fixed per-task subset), ``full`` (full
-test set at the end of a phase) or ``init`` (full test set with the untrained model, step 0).
+A record frame (``records.parquet``) has one row per (evaluation, evaluated task). ``kind`` is
+``subset`` (continual evaluation on the fixed per-task subset), ``full`` (full test set at the end
+of a phase) or ``init`` (full test set with the untrained model, step 0).
 
 Conventions shared by all metrics:
 
@@ -46,7 +46,7 @@ def _examples(values: pd.Series | np.ndarray, limit: int = 3) -> str:
 
 
 def validate_records(records: pd.DataFrame) -> None:
-    """Check that ``records`` follows the record schema (spec §3.2 item 8).
+    """Check that ``records`` follows the record schema (module doc).
 
     Raises ``ValueError`` naming the missing column(s) or the offending column and values.
     """
@@ -230,7 +230,7 @@ def record_arrays(records: pd.DataFrame | RecordArrays) -> RecordArrays:
 
 
 def phase_end_steps(records: pd.DataFrame | RecordArrays) -> dict[int, int]:
-    """``{phase: |T_k|}``, the largest step of any row of each phase (spec §1)."""
+    """``{phase: |T_k|}``, the largest step of any row of each phase."""
     ra = record_arrays(records)
     return {p: int(s) for p, s in enumerate(ra.phase_end)}
 

@@ -1,4 +1,4 @@
-"""Metric options (spec §8) and the flat, JSON-serialisable metric summary of one run."""
+"""Metric options and the flat, JSON-serialisable metric summary of one run."""
 
 from __future__ import annotations
 
@@ -22,12 +22,19 @@ from clbench.metrics.classic import (
 )
 from clbench.metrics.lca import LcaMode, learning_curve_area
 from clbench.metrics.records import RecordArrays, record_arrays
-from clbench.metrics.stability import gap_analysis, per_task_minima, stability_curves
-from clbench.metrics.windowed import WfTasks, WpMode, windowed_forgetting, windowed_plasticity
+from clbench.metrics.stability import Chance, gap_analysis, per_task_minima, stability_curves
+from clbench.metrics.windowed import (
+    WfTasks,
+    WindowUnit,
+    WpMode,
+    windowed_forgetting,
+    windowed_plasticity,
+)
 
 
 class MetricOptions(BaseModel):
-    """How metrics are computed from records; defaults follow the clbench column of spec §8."""
+    """How metrics are computed from records: clbench's defaults, with the official code's
+    choices (De Lange et al.'s repository) one option away."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,9 +48,15 @@ class MetricOptions(BaseModel):
         description="Forgetting reference: accuracy right after the task (end_of_task, official) "
         "or its maximum over later boundaries (max, Chaudhry)",
     )
+    window_unit: WindowUnit = Field(
+        "updates",
+        description="Unit of the WF^w/WP^w windows and of LCA's β: updates (a window of w holds "
+        "the evaluations less than w updates apart, whatever eval.every is) or evaluations (w "
+        "consecutive evaluations, the official code; w·eval.every updates)",
+    )
     window_sizes: list[int] = Field(
         default_factory=lambda: [10, 100],
-        description="Window sizes w, in evaluations, for WF^w and WP^w",
+        description="Window sizes w for WF^w and WP^w, in window_unit",
     )
     wf_tasks: WfTasks = Field(
         "all",
@@ -55,16 +68,21 @@ class MetricOptions(BaseModel):
         description="WP^w: exact max over window pairs (exact) or the official running-max "
         "pruning (official_pruned)",
     )
-    lca_beta: int = Field(10, ge=1, description="LCA window β, in evaluations")
+    lca_beta: int = Field(
+        10,
+        ge=1,
+        description="LCA window β, in window_unit: the first β updates (or evaluations) of a task "
+        "being current",
+    )
     lca_mode: LcaMode = Field(
         "official",
-        description="LCA: β values per task, asymmetric b-range (official) or β+1 values from the "
-        "pre-update point (chaudhry; needs preupdate_every_task)",
+        description="LCA window: b = 0..β-1 for the first task and b = 1..β for later ones "
+        "(official) or the pre-update point and b = 1..β (chaudhry; needs preupdate_every_task)",
     )
     recovery_eps: float = Field(
         0.02,
         ge=0,
-        description="Absolute accuracy tolerance ε for stability-gap recovery time",
+        description="Absolute accuracy tolerance ε for stability-gap recovery time (in updates)",
     )
 
     @field_validator("window_sizes")
@@ -105,23 +123,35 @@ def _mean(values: list[float]) -> float | None:
 
 
 def compute_metrics(
-    records: pd.DataFrame | RecordArrays, options: MetricOptions | Mapping[str, Any] | None = None
+    records: pd.DataFrame | RecordArrays,
+    options: MetricOptions | Mapping[str, Any] | None = None,
+    chance: Chance = None,
 ) -> dict[str, Any]:
-    """All summary metrics of one run as a flat JSON-serialisable dict (spec §2).
+    """All summary metrics of one run as a flat JSON-serialisable dict.
 
     Keys: ``final_acc``, ``aia``, ``forgetting``, ``bwt``, ``fwt``, ``min_acc``, ``wc_acc``,
-    ``wf_<w>`` and ``wp_<w>`` per window size, ``lca``, ``gap_depth_mean``,
-    ``recovery_time_mean`` (over recovered gaps), ``recovered_fraction``, ``per_task_final_acc``,
+    ``wf_<w>`` and ``wp_<w>`` per window size, ``lca``, the gap metrics, ``per_task_final_acc``,
     ``per_task_min_acc`` (lists indexed by task), ``accuracy_matrix`` (R[phase][task]) and
-    ``gaps``. Undefined values are ``None``.
+    ``gaps`` (every (task, phase) pair, excluded ones marked ``forgotten``). Undefined values are
+    ``None``.
+
+    Gap metrics: a pair whose reference is at or below the task's chance level has nothing left
+    to lose and is excluded (``forgotten_pairs``); ``gap_pairs`` counts the others and
+    ``recovered_pairs`` those of them that recover. ``gap_depth_mean`` and
+    ``recovered_fraction = recovered_pairs / gap_pairs`` are over ``gap_pairs``,
+    ``recovery_time_mean`` over the recovered pairs. ``chance``: the chance level per task (e.g.
+    :func:`clbench.metrics.stability.chance_levels` of the run's plan) or one value for all
+    tasks; ``None`` (records alone) takes 0, which excludes only references of 0.
     """
     opts = _to_options(options)
     ra = record_arrays(records)
     curve = stability_curves(ra)
     last = curve.iloc[-1] if not curve.empty else None
     minima = per_task_minima(ra)
-    gaps = gap_analysis(ra, opts.recovery_eps)
-    recovered = [g.recovery_time for g in gaps if g.recovery_time is not None]
+    gaps = gap_analysis(ra, opts.recovery_eps, chance)
+    counted = [g for g in gaps if not g.forgotten]
+    recovered = [g.recovery_time for g in counted if g.recovery_time is not None]
+    unit = opts.window_unit
 
     out: dict[str, Any] = {
         "final_acc": final_accuracy(ra, opts.avg_acc_weighting),
@@ -133,14 +163,17 @@ def compute_metrics(
         "wc_acc": None if last is None else last["wc_acc"],
     }
     for w in opts.window_sizes:
-        out[f"wf_{w}"] = windowed_forgetting(ra, w, opts.wf_tasks)
-        out[f"wp_{w}"] = windowed_plasticity(ra, w, opts.wp_mode)
+        out[f"wf_{w}"] = windowed_forgetting(ra, w, opts.wf_tasks, unit)
+        out[f"wp_{w}"] = windowed_plasticity(ra, w, opts.wp_mode, unit)
     out.update(
         {
-            "lca": learning_curve_area(ra, opts.lca_beta, opts.lca_mode),
-            "gap_depth_mean": _mean([g.depth for g in gaps]),
+            "lca": learning_curve_area(ra, opts.lca_beta, opts.lca_mode, unit),
+            "gap_depth_mean": _mean([g.depth for g in counted]),
             "recovery_time_mean": _mean([float(r) for r in recovered]),
-            "recovered_fraction": len(recovered) / len(gaps) if gaps else None,
+            "recovered_fraction": len(recovered) / len(counted) if counted else None,
+            "gap_pairs": len(counted),
+            "forgotten_pairs": len(gaps) - len(counted),
+            "recovered_pairs": len(recovered),
             "per_task_final_acc": per_task_final_accuracy(ra),
             "per_task_min_acc": [minima.get(t) for t in range(max(minima, default=-1) + 1)],
             "accuracy_matrix": ra.full_acc.tolist(),
@@ -153,7 +186,7 @@ def compute_metrics(
 def curves(
     records: pd.DataFrame | RecordArrays, options: MetricOptions | Mapping[str, Any] | None = None
 ) -> pd.DataFrame:
-    """Per-evaluation min-ACC and WC-ACC for plotting (spec §2.5, §2.6).
+    """Per-evaluation min-ACC and WC-ACC for plotting.
 
     Columns ``phase``, ``step``, ``current_task``, ``min_acc``, ``wc_acc``; undefined values
     (min-ACC during the first task) are NaN, pandas' null. ``options`` is validated but no option

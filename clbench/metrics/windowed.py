@@ -1,17 +1,29 @@
-"""Windowed forgetting WF^w and windowed plasticity WP^w (spec §2.7, §2.8).
+"""Windowed forgetting WF^w and windowed plasticity WP^w (De Lange et al., ICLR 2023, continual
+evaluation metrics; official code ``WindowedForgettingPluginMetric``).
 
-Per task, a window holds the last ``w`` subset evaluations of that task (windows count
-evaluations, not updates, and run across phase boundaries). After every append the task's value
-becomes ``max(value, max over pairs m < n in the window of the decrease/increase)``, starting at 0.
+Per task, a window holds the task's subset evaluations of a stretch of the stream and runs across
+phase boundaries. After every evaluation the task's value becomes ``max(value, max over pairs
+m < n in the window of the decrease/increase)``, starting at 0. The unit of ``w``:
 
-Every pair of evaluations at most ``w - 1`` apart lies in the window that ends at its later point,
-so the final running maximum is the maximum over all such pairs. It is computed one lag
-``d = n - m`` at a time with numpy, O(N·w) per task, instead of replaying the windows.
+* ``updates`` (clbench default): the window ending at evaluation n holds the evaluations whose
+  global update step s satisfies ``s_n - w < s <= s_n``, so the pairs scored are those with
+  ``s_n - s_m < w``. With an evaluation after every update this is the evaluation unit; with
+  ``eval.every = 5``, WF^10 still spans 10 updates. Any set of evaluation steps works.
+* ``evaluations`` (the official code): the window holds the last w evaluations of the task, so
+  the pairs scored are those with ``n - m < w`` (w·ρ_eval updates at ``eval.every = ρ_eval``).
+
+Every scored pair lies in the window that ends at its later point, so the final running maximum is
+
+    F_i^w = max(0, max_{m < n, (m, n) in a window} a_i(m) - a_i(n))      (P_i^w: a_i(n) - a_i(m))
+
+It is computed one lag ``d = n - m`` at a time with numpy, O(N·w) per task, instead of replaying
+the windows; steps strictly increase along a task's evaluations, so at most w - 1 lags
+qualify.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -21,6 +33,8 @@ from clbench.metrics.records import RecordArrays, record_arrays
 
 WfTasks = Literal["all", "previous"]
 WpMode = Literal["exact", "official_pruned"]
+WindowUnit = Literal["updates", "evaluations"]
+WINDOW_UNITS: tuple[str, ...] = ("updates", "evaluations")
 
 
 def _check_window(w: int) -> None:
@@ -28,91 +42,169 @@ def _check_window(w: int) -> None:
         raise ValueError(f"window size: got {w!r}; allowed: an integer >= 1")
 
 
-def _official_starts(a: np.ndarray, w: int) -> np.ndarray:
-    """Start points the official running-max scan scores at least once (spec §2.8).
+def check_unit(unit: str) -> None:
+    if unit not in WINDOW_UNITS:
+        raise ValueError(f"window_unit: got {unit!r}; allowed: {', '.join(WINDOW_UNITS)}")
+
+
+def _positions(a: np.ndarray, steps: Sequence[int] | np.ndarray | None) -> np.ndarray:
+    """Where each evaluation lies on the window's axis: its step, or its index (``None``)."""
+    if steps is None:
+        return np.arange(a.size, dtype=np.int64)
+    pos = np.asarray(steps, dtype=np.int64)
+    if pos.shape != a.shape:
+        raise ValueError(f"steps: got {pos.size} for {a.size} accuracies")
+    if pos.size > 1 and (np.diff(pos) <= 0).any():
+        raise ValueError("steps must be strictly increasing")
+    return pos
+
+
+def _lags(pos: np.ndarray, w: int, by_steps: bool) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Yield ``(d, in_window)`` for every lag d with at least one pair less than w apart.
+
+    ``in_window`` is ``None`` when every pair at lag d qualifies (always in the evaluation unit).
+    Positions strictly increase, so a pair's span grows with its lag and is at least the lag: the
+    first lag with no pair inside ends the scan, and no lag reaches w.
+    """
+    for d in range(1, min(w, pos.size)):
+        if not by_steps:
+            yield d, None
+            continue
+        span = pos[d:] - pos[:-d]
+        inside = span < w
+        if inside.all():
+            yield d, None
+        elif inside.any():
+            yield d, inside
+        else:
+            return
+
+
+def _official_starts(a: np.ndarray, w: int, pos: np.ndarray) -> np.ndarray:
+    """Start points the official running-max scan scores at least once.
 
     The official per-window scan skips a start point that is below the running maximum of the
-    window before it. A start s is scored in the latest window that still contains it, which begins
-    at ``L_s = min(s, max(0, N - w))``: for every s up to N - w that window starts at s itself, so
-    only starts among the last w - 1 evaluations can be skipped (the "tail effect").
+    window before it. A start i is scored in some window iff it is scored in the latest window
+    that still contains it, the one ending at ``hi_i`` (the last evaluation less than w from i),
+    which begins at ``L_i`` (its first evaluation); so i is eligible iff
+    ``a[i] >= max(a[L_i:i])``. In the evaluation unit ``L_i = min(i, max(0, N - w))``: only starts
+    among the last w - 1 evaluations can be skipped (the "tail effect").
     """
+    hi = np.searchsorted(pos, pos + w, side="left") - 1  # last evaluation with pos < pos_i + w
+    first = np.searchsorted(pos, pos[hi] - w, side="right")  # first one with pos > pos_hi - w
     eligible = np.ones(a.size, dtype=bool)
-    lo = max(0, a.size - w)
-    tail = a[lo:]
-    if tail.size:
-        before = np.concatenate(([-np.inf], np.maximum.accumulate(tail)[:-1]))
-        eligible[lo:] = tail >= before
+    behind = np.arange(a.size) - first  # evaluations before i in that window
+    for d in range(1, int(behind.max(initial=0)) + 1):
+        idx = np.nonzero(behind >= d)[0]
+        eligible[idx] &= a[idx] >= a[idx - d]
     return eligible
 
 
-def max_window_decrease(seq: Sequence[float] | np.ndarray, w: int) -> float:
-    """Per-task F_i^w: ``max(0, max a[m] - a[n] over m < n, n - m < w)`` (spec §2.7).
+def max_window_decrease(
+    seq: Sequence[float] | np.ndarray, w: int, steps: Sequence[int] | np.ndarray | None = None
+) -> float:
+    """Per-task F_i^w: the largest ``a[m] - a[n]`` over pairs m < n inside a window, at least 0.
 
-    Exact; the official pruned scan gives the same value for decreases.
+    ``steps``: the update step of each evaluation (update unit, pairs with
+    ``steps[n] - steps[m] < w``); ``None`` counts evaluations (pairs with ``n - m < w``). Exact;
+    the official pruned scan gives the same value for decreases.
     """
     _check_window(w)
     a = np.asarray(seq, dtype=float)
+    pos = _positions(a, steps)
     best = 0.0
-    for d in range(1, min(w, a.size)):
-        best = max(best, float((a[:-d] - a[d:]).max()))
+    for d, inside in _lags(pos, w, steps is not None):
+        diff = a[:-d] - a[d:]
+        if inside is not None:
+            diff = diff[inside]
+        best = max(best, float(diff.max()))
     return best
 
 
-def max_window_increase(seq: Sequence[float] | np.ndarray, w: int, mode: WpMode = "exact") -> float:
-    """Per-task P_i^w: ``max(0, max a[n] - a[m] over m < n, n - m < w)`` (spec §2.8).
+def max_window_increase(
+    seq: Sequence[float] | np.ndarray,
+    w: int,
+    mode: WpMode = "exact",
+    steps: Sequence[int] | np.ndarray | None = None,
+) -> float:
+    """Per-task P_i^w: the largest ``a[n] - a[m]`` over pairs m < n inside a window, at least 0.
 
-    ``exact`` scores every pair; ``official_pruned`` reproduces the official running-max pruning,
-    e.g. a single window ``[0.5, 0.2, 0.9]`` gives 0.4 instead of 0.7.
+    ``steps`` as in :func:`max_window_decrease`. ``exact`` scores every pair;
+    ``official_pruned`` reproduces the official running-max pruning on the same windows, e.g. a
+    single window ``[0.5, 0.2, 0.9]`` gives 0.4 instead of 0.7.
     """
     _check_window(w)
     if mode not in ("exact", "official_pruned"):
         raise ValueError(f"wp_mode: got {mode!r}; allowed: exact, official_pruned")
     a = np.asarray(seq, dtype=float)
-    starts = _official_starts(a, w) if mode == "official_pruned" else None
+    pos = _positions(a, steps)
+    starts = _official_starts(a, w, pos) if mode == "official_pruned" else None
     best = 0.0
-    for d in range(1, min(w, a.size)):
+    for d, inside in _lags(pos, w, steps is not None):
         diff = a[d:] - a[:-d]
+        keep = inside
         if starts is not None:
-            diff = diff[starts[:-d]]
+            keep = starts[:-d] if keep is None else keep & starts[:-d]
+        if keep is not None:
+            diff = diff[keep]
         if diff.size:
             best = max(best, float(diff.max()))
     return best
 
 
-def _task_sequences(ra: RecordArrays) -> dict[int, np.ndarray]:
-    """Chronological subset accuracies of every evaluated task."""
+def _task_sequences(ra: RecordArrays) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{task: (steps, accuracies)}``: chronological subset evaluations of every task."""
     out = {}
     for t in range(ra.n_tasks):
         col = ra.acc[:, t]
-        col = col[~np.isnan(col)]
-        if col.size:
-            out[t] = col
+        have = ~np.isnan(col)
+        if have.any():
+            out[t] = (ra.point_step[have], col[have])
     return out
 
 
-def windowed_forgetting_per_task(records: pd.DataFrame | RecordArrays, w: int) -> dict[int, float]:
-    """``{task: F_i^w}`` for every evaluated task (spec §2.7)."""
+def _steps_for(unit: WindowUnit, steps: np.ndarray) -> np.ndarray | None:
+    check_unit(unit)
+    return steps if unit == "updates" else None
+
+
+def windowed_forgetting_per_task(
+    records: pd.DataFrame | RecordArrays, w: int, unit: WindowUnit = "updates"
+) -> dict[int, float]:
+    """``{task: F_i^w}`` for every evaluated task; ``unit`` of w: updates or evaluations."""
     ra = record_arrays(records)
-    return {t: max_window_decrease(s, w) for t, s in _task_sequences(ra).items()}
+    return {
+        t: max_window_decrease(a, w, _steps_for(unit, s))
+        for t, (s, a) in _task_sequences(ra).items()
+    }
 
 
 def windowed_plasticity_per_task(
-    records: pd.DataFrame | RecordArrays, w: int, mode: WpMode = "exact"
+    records: pd.DataFrame | RecordArrays,
+    w: int,
+    mode: WpMode = "exact",
+    unit: WindowUnit = "updates",
 ) -> dict[int, float]:
-    """``{task: P_i^w}`` for every evaluated task (spec §2.8)."""
+    """``{task: P_i^w}`` for every evaluated task; ``unit`` of w: updates or evaluations."""
     ra = record_arrays(records)
-    return {t: max_window_increase(s, w, mode) for t, s in _task_sequences(ra).items()}
+    return {
+        t: max_window_increase(a, w, mode, _steps_for(unit, s))
+        for t, (s, a) in _task_sequences(ra).items()
+    }
 
 
 def windowed_forgetting(
-    records: pd.DataFrame | RecordArrays, w: int, wf_tasks: WfTasks = "all"
+    records: pd.DataFrame | RecordArrays,
+    w: int,
+    wf_tasks: WfTasks = "all",
+    unit: WindowUnit = "updates",
 ) -> float | None:
     """WF^w: mean of F_i^w over all evaluated tasks (``all``, official) or over all but the last
-    phase's current task (``previous``) (spec §2.7). ``None`` if no task qualifies."""
+    phase's current task (``previous``). ``None`` if no task qualifies."""
     if wf_tasks not in ("all", "previous"):
         raise ValueError(f"wf_tasks: got {wf_tasks!r}; allowed: all, previous")
     ra = record_arrays(records)
-    per_task = windowed_forgetting_per_task(ra, w)
+    per_task = windowed_forgetting_per_task(ra, w, unit)
     if wf_tasks == "previous":
         last_task = int(ra.phase_task[-1])
         per_task = {t: v for t, v in per_task.items() if t != last_task}
@@ -120,8 +212,11 @@ def windowed_forgetting(
 
 
 def windowed_plasticity(
-    records: pd.DataFrame | RecordArrays, w: int, wp_mode: WpMode = "exact"
+    records: pd.DataFrame | RecordArrays,
+    w: int,
+    wp_mode: WpMode = "exact",
+    unit: WindowUnit = "updates",
 ) -> float | None:
-    """WP^w: mean of P_i^w over all evaluated tasks (spec §2.8). ``None`` without evaluations."""
-    per_task = windowed_plasticity_per_task(records, w, wp_mode)
+    """WP^w: mean of P_i^w over all evaluated tasks. ``None`` without evaluations."""
+    per_task = windowed_plasticity_per_task(records, w, wp_mode, unit)
     return float(np.mean(list(per_task.values()))) if per_task else None
