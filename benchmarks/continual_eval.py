@@ -433,7 +433,8 @@ def _run_avalanche(exp: Experiment, tasks: int, inputs: str) -> AvalancheRun:
     """Avalanche 0.6 doing the work of ``Experiment.run()`` on the first ``tasks`` tasks.
 
     Same tensors, class order, initial weights, hyper-parameters and fixed evaluation subsets
-    (the clbench evaluator's, through the spec §7.4 recipe for a seen-only stream). ``inputs``:
+    (the clbench evaluator's, as Avalanche 0.6 ``DatasetExperience`` subsets in a ``make_stream``
+    stream, sliced to the seen tasks). ``inputs``:
     ``float`` hands Avalanche the inputs normalised to float32 once, up front, which spares it
     the conversion clbench does per batch (the comparison most favourable to Avalanche);
     ``uint8`` hands it the uint8 images with a per-sample normalising transform, the usual

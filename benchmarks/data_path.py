@@ -6,7 +6,8 @@ inputs and mapped targets for a shuffled batch of the phase. Measured in one run
 
     python benchmarks/data_path.py [--data synthetic|fashion_mnist] [--batch-sizes 32 256]
 
-Batch 256 is the stability-gap paper's Split-MNIST batch size (continual-evaluation spec §4.3);
+Batch 256 is the stability-gap paper's Split-MNIST batch size
+(Mattdl/ContinualEvaluation@7ffa368:reproduce/configs/splitmnist_ER.yaml);
 batch 32 shows the small-batch end, where fixed per-batch overhead matters most.
 """
 

@@ -4,7 +4,7 @@ Class-incremental Split-Fashion-MNIST (5 tasks x 2 classes, Debian's `dataset-fa
 scikit-learn's digits when it is absent), MLP 784-400-400 with BatchNorm, SGD lr 0.05 (momentum 0,
 as Mammoth), batch 32, reservoir memory of 500. Strategies: naive, er, er+fpf (FPF on BN + head
 after the last task), k-fpf-ce and k-fpf-kd (no per-step replay, FPF k times). FPF/k-FPF use the
-clbench defaults (spec B.3 placeholders: modules [bn, fc], 300 iterations, lr 0.05, batch 32,
+clbench defaults (unverified placeholders: modules [bn, fc], 300 iterations, lr 0.05, batch 32,
 k 10). Prints mean ± std over seeds of final accuracy, min-ACC, forgetting, training MACs split
 into SGD and FPF parts, and wall time split the same way.
 

@@ -1,14 +1,15 @@
 """View-Batch Model on Split-Fashion-MNIST: base vs base+VBM for ER and naive, class-IL and task-IL.
 
-Kang et al., CVPR 2025 (spec ``shared/specs/strategies.md`` Part A). Paper reference (S-CIFAR-10,
-ResNet-18, 50 epochs, buffer 200, class-IL / task-IL): ER 50.27 / 91.66 -> VBM-ER 52.56 / 93.58.
-This is a shortened CPU setting: Split-Fashion-MNIST (Debian ``dataset-fashion-mnist``; digits
-when absent) 5 tasks x 2 classes in the order 0..9, MLP 784-400-400, SGD lr 0.1 momentum 0 (the
-Mammoth ER best args, spec A.5), batch 32, 4 epochs per task (one V-cycle at V = 4, so VBM sees
-every sample once, as 4 views, where the base sees it 4 times), ER with a 200-slot reservoir and
-replay batch 32, VBM defaults (V 4, light strong views, KL weight 1) with the KL term on from
-epoch 0 (the code's 6/50 warm-up scaled to 4 epochs rounds to 0). Evaluation every 100 updates
-on 200 test samples per seen task (min-ACC), full test sets at task boundaries.
+Kang et al., CVPR 2025 (arXiv:2503.18371). Paper reference (Table 1, S-CIFAR-10, ResNet-18, 50
+epochs, buffer 200, class-IL / task-IL): ER 50.27 / 91.66 -> VBM-ER 52.56 / 93.58. This is a
+shortened CPU setting: Split-Fashion-MNIST (Debian ``dataset-fashion-mnist``; digits when absent) 5
+tasks x 2 classes in the order 0..9, MLP 784-400-400, SGD lr 0.1 momentum 0 (the Mammoth ER best
+args, ``utils/best_args.py`` of hankyul2/ViewBatchModel@ed83f71), batch 32, 4 epochs per task (one
+V-cycle at V = 4, so VBM sees every sample once, as 4 views, where the base sees it 4 times), ER
+with a 200-slot reservoir and replay batch 32, VBM defaults (V 4, light strong views, KL weight 1)
+with the KL term on from epoch 0 (the code's 6/50 warm-up scaled to 4 epochs rounds to 0).
+Evaluation every 100 updates on 200 test samples per seen task (min-ACC), full test sets at task
+boundaries.
 
     OMP_NUM_THREADS=1 python benchmarks/view_batch.py [--seeds 0 1 2] [--epochs 4]
 """

@@ -112,8 +112,10 @@ class ReservoirBuffer(IndexBuffer):
 class ClassBalancedBuffer(IndexBuffer):
     """Equal share per seen class (``capacity // classes``), refilled at each phase end.
 
-    The stability-gap paper's ER uses this buffer with an adaptive per-class quota
-    (continual-evaluation spec §4.4): when new classes arrive, old classes shrink to make room.
+    The stability-gap paper's ER uses this buffer with an adaptive per-class quota (Avalanche's
+    ``ClassBalancedBuffer(adaptive_size=True)``, in
+    Mattdl/ContinualEvaluation@7ffa368:src/methods/replay.py): when new classes arrive, old
+    classes shrink to make room.
     """
 
     def update(

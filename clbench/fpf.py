@@ -1,10 +1,10 @@
 """Forgetting-prioritized finetuning (FPF) machinery shared by the `fpf` and `k_fpf` strategies.
 
-Zhao et al., "Does Continual Learning Equally Forget All Parameters?", ICML 2023, arXiv:2304.04158
-(strategies spec Part B). This module holds what both strategies need, in one place:
+Zhao et al., "Does Continual Learning Equally Forget All Parameters?", ICML 2023, arXiv:2304.04158.
+No official code is public. This module holds what both strategies need, in one place:
 
 - `select_modules`: which modules FPF finetunes, from name/type patterns or from
-  `SensitivityTracker` (the paper's training-dynamics score, spec B.1.2: the L1 change of a
+  `SensitivityTracker` (the paper's training-dynamics score: the L1 change of a
   module's parameters between task boundaries divided by its size, averaged over boundaries);
 - `finetune`: a few SGD iterations on replay-buffer batches that change *only* the selected
   parameters (others frozen with ``requires_grad``; unselected BatchNorm layers in eval mode so
@@ -296,13 +296,13 @@ def finetune(
 
 
 class FPFOptions(BaseModel):
-    """FPF options shared by `fpf` and `k_fpf` (spec B.3; **unverified** items are placeholders)."""
+    """FPF options shared by `fpf` and `k_fpf` (**unverified** items are placeholders)."""
 
     modules: list[str] | Literal["auto"] = Field(
         default_factory=lambda: ["bn", "fc"],
         description="modules finetuned: keywords bn, fc/head, conv1, first_layer, last_conv, all, "
-        "or globs over module names; 'auto' = the top_k most sensitive (spec B.3 fpf.modules "
-        "default ['bn', 'fc'], unverified)",
+        "or globs over module names; 'auto' = the top_k most sensitive (default ['bn', 'fc'], "
+        "unverified)",
     )
     top_k: int = Field(
         3, ge=1, description="modules taken by modules=auto (placeholder, unverified)"
@@ -313,24 +313,24 @@ class FPFOptions(BaseModel):
         "(design choice)",
     )
     iterations: int = Field(
-        300, ge=0, description="FPF SGD iterations per run (spec B.3 fpf.n_iter, placeholder)"
+        300, ge=0, description="FPF SGD iterations per run (placeholder, unverified)"
     )
     fpf_lr: float = Field(
-        0.05, gt=0, description="FPF learning rate (spec B.3 fpf.lr, placeholder in 0.01-0.1)"
+        0.05, gt=0, description="FPF learning rate (placeholder in 0.01-0.1, unverified)"
     )
     fpf_momentum: float = Field(
-        0.0, ge=0, description="FPF SGD momentum (spec B.3 fpf.optimizer: SGD, momentum 0)"
+        0.0, ge=0, description="FPF SGD momentum (SGD, momentum 0: unverified)"
     )
-    fpf_batch_size: int = Field(32, ge=1, description="buffer batch (spec B.3 fpf.batch_size)")
+    fpf_batch_size: int = Field(32, ge=1, description="buffer batch (unverified)")
     bn_running_stats: Literal["update", "freeze"] = Field(
         "update",
         description="selected BatchNorm layers in train mode (update) or eval mode (freeze) during "
-        "FPF; unselected BN layers are always frozen (spec B.3, unverified)",
+        "FPF; unselected BN layers are always frozen (unverified)",
     )
     kd_weight: float = Field(
-        1.0, ge=0, description="λ of CE + λ·MSE(logits, stored logits) (spec B.3, placeholder)"
+        1.0, ge=0, description="λ of CE + λ·MSE(logits, stored logits) (placeholder)"
     )
-    kd_ce: bool = Field(True, description="KD loss keeps the CE term (spec B.3 kfpf.kd_ce)")
+    kd_ce: bool = Field(True, description="KD loss keeps the CE term (unverified)")
 
 
 class FPFController:

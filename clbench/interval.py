@@ -1,19 +1,24 @@
 """Interval arithmetic for HyperInterval (Krukowski et al. 2024): pure tensor code.
 
+File names below are in the official code gmum/HyperInterval@d42305d.
+
 - `hypernet_ibp`: interval bound propagation (centre/radius form) of an embedding box through
   an MLP hypernetwork (ReLU hidden layers, linear output), as in the official `HMLP_IBP`
-  (spec D.3 step c). Returns the *middle* (the ReLU midpoint, not ``H(e)``) and the radius.
+  (`IntervalNets/hmlp_ibp_wo_nesting.py`). Returns the *middle* (the ReLU midpoint, not
+  ``H(e)``) and the radius.
 - `interval_linear` / `interval_mlp`: a target MLP whose weights lie in a box, run with exact
-  interval propagation of the inputs (spec D.3 step d1). The official `IntervalLinear` asserts
-  non-negative inputs; here a mixed-sign input interval is split into its positive and negative
-  parts, which is exact for point inputs (the first layer) and for non-negative inputs (after a
-  ReLU), and sound otherwise, so normalised (zero-mean) pixels are allowed.
-- `interval_conv2d`: the same exact propagation for a convolution (the spec's `hint.cnn_bounds =
-  "ibp"` fix; the official CNNs are never run as interval nets).
+  interval propagation of the inputs (`IntervalNets/interval_modules.py`). The official
+  `IntervalLinear` asserts non-negative inputs; here a mixed-sign input interval is split into
+  its positive and negative parts, which is exact for point inputs (the first layer) and for
+  non-negative inputs (after a ReLU), and sound otherwise, so normalised (zero-mean) pixels are
+  allowed.
+- `interval_conv2d`: the same exact propagation for a convolution (clbench's `cnn_bounds: ibp`
+  fix; the official CNNs are never run as interval nets).
 - `relaxed_three_pass`: the official CNN "reverse_predictions" ordering of three ordinary forward
-  passes (spec D.3 d2); NOT a sound bound (see its docstring).
+  passes (`Utils/handy_functions.py`); NOT a sound bound (see its docstring).
 - `worst_case_logits`, `entropy`, `interval_intersection`: the IBP loss input, the class-IL
-  task-selection score and the universal embedding (spec D.3 e, D.5, D.4.5).
+  task-selection score and the universal embedding (`loss_functions.py::IBP_Loss`, `entropy.py`,
+  `Utils/handy_functions.py::intersection_of_embeds`).
 """
 
 from __future__ import annotations
@@ -170,11 +175,11 @@ def plain_mlp(x: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
 def relaxed_three_pass(pl: torch.Tensor, pm: torch.Tensor, pu: torch.Tensor) -> Interval:
     """Official CNN bounds from three ordinary passes ``f(x; θ^L), f(x; θ), f(x; θ^U)``.
 
-    Spec D.3 d2 (``reverse_predictions``): ``a = min(pL, pM)``, ``b = max(pL, pM)``, returns
-    ``(a, min(b, pU), max(b, pU))``. This is NOT a sound bound: the outputs of weights inside
-    the box are not bounded by the outputs at its two corners. It is not even a full sort of the
-    three passes: ``lower ≤ upper`` and ``middle ≤ upper`` always hold, but ``lower ≤ middle``
-    fails where ``pU`` is the smallest of the three (the middle is then ``pU``).
+    Official ``Utils/handy_functions.py::reverse_predictions``: ``a = min(pL, pM)``,
+    ``b = max(pL, pM)``, returns ``(a, min(b, pU), max(b, pU))``. This is NOT a sound bound: the
+    outputs of weights inside the box are not bounded by the outputs at its two corners. It is not
+    even a full sort of the three passes: ``lower ≤ upper`` and ``middle ≤ upper`` always hold, but
+    ``lower ≤ middle`` fails where ``pU`` is the smallest of the three (the middle is then ``pU``).
     """
     a = torch.minimum(pl, pm)
     b = torch.maximum(pl, pm)

@@ -1,20 +1,21 @@
-"""Power-law rehearsal environments: after each new task, earlier tasks come back (spec §2, §8.3).
+"""Power-law rehearsal environments: after each new task, earlier tasks come back.
 
 Gandhi, Shah, Marupudi & Varma, arXiv 2401.10393: v1/v2 rehearse permuted-MNIST tasks
 (domain-IL) in a "power-law environment", v3 rehearses class-IL splits. The closest code is the
-prototype ``archana53/power-law-for-CI`` (spec §2.2), whose count matrix this module reproduces.
+prototype archana53/power-law-for-CI@39ec2f8:environments.py, whose count matrix this module
+reproduces.
 
 The plan keeps the tasks of a sequential ``base`` scenario unchanged and replaces its phases:
 phase i trains on the new task i (``current_task = i``) plus, for every earlier task j < i, a
-rehearsal part of ``n[i, j]`` samples given by a lag kernel ``w(Δ)`` (spec §8.3):
+rehearsal part of ``n[i, j]`` samples given by a lag kernel ``w(Δ)``:
 
 ==============  ===========================================  ==================================
 kernel          weight of an earlier task j at lag Δ          parameters (defaults)
 ==============  ===========================================  ==================================
-``power``       ``(1 + Δ/τ)^(-d)``                            ``d`` 5.6, ``tau`` 10 (§2.2)
-``exponential`` ``exp(-Δ/β) / β``                             ``beta`` 1 (§2.2)
+``power``       ``(1 + Δ/τ)^(-d)``                            ``d`` 5.6, ``tau`` 10 (prototype)
+``exponential`` ``exp(-Δ/β) / β``                             ``beta`` 1 (prototype)
 ``uniform``     ``1``
-``rank_poly``   ``α·(0.10 + 0.01·j)^(α-1)``, j = task index   ``alpha`` 5 (§2.2 "powerlaw(α)")
+``rank_poly``   ``α·(0.10 + 0.01·j)^(α-1)``, j = task index   ``alpha`` 5 (prototype "powerlaw(α)")
 ``table``       ``table[Δ-1]``, 0 beyond the list             ``table`` (a list of weights)
 ``none``        no rehearsal (fine-tuning, lower baseline)
 ``full``        every earlier task again with as many samples as it had when introduced
@@ -45,12 +46,13 @@ memory of ``memory_per_task`` samples drawn once from the samples the task was i
 introduction``, the prototype's matrix) or since the last phase in which it had samples
 (``last_seen``).
 
-``stochastic: true`` is the Anderson–Schooler variant (§2.3): in phase i every earlier task j is
-re-encountered with probability ``min(1, a · Δ_j^(-d))``, Δ_j = phases since task j last had
-samples, which resets to 0 whenever it gets samples again. A re-encountered task gets the count
-the kernel and normalisation give it at its lag (lag per ``lag_from``), computed over the
-re-encountered tasks only, so a budget is shared among them; use ``kernel: full`` for whole
-re-encounters. Tasks not re-encountered get nothing.
+``stochastic: true`` is the Anderson–Schooler variant (after Anderson & Schooler, Psychological
+Science 1991, the paper's premise): in phase i every earlier task j is re-encountered with
+probability ``min(1, a · Δ_j^(-d))``, Δ_j = phases since task j last had samples, which resets to 0
+whenever it gets samples again. A re-encountered task gets the count the kernel and normalisation
+give it at its lag (lag per ``lag_from``), computed over the re-encountered tasks only, so a budget
+is shared among them; use ``kernel: full`` for whole re-encounters. Tasks not re-encountered get
+nothing.
 
 Parameters a chosen kernel or mode does not use are ignored (so a preset can switch kernels by a
 single override).
@@ -87,8 +89,8 @@ _MEMORY_STREAM = 11
 _REHEARSAL_STREAM = 12
 _ENCOUNTER_STREAM = 13
 
-# The prototype's hard-coded list (spec §2.2), of which it keeps every other entry: lag Δ gets
-# entry 2Δ, i.e. ≈ 57927·(1 + Δ/10)^(-5.6).
+# The prototype's hard-coded list (``power_law_sampling``), of which it keeps every other entry:
+# lag Δ gets entry 2Δ, i.e. ≈ 57927·(1 + Δ/10)^(-5.6).
 PROTOTYPE_POWER_LAW_LIST = (
     57927, 44078, 33969, 26483, 20867, 16603, 13329, 10790, 8802, 7232,
     5981, 4978, 4167, 3508, 2968, 2523, 2155, 1849, 1592, 1377, 1195,
@@ -175,7 +177,7 @@ def _phase_row(
         return np.minimum(np.floor(n_new * w + 0.5).astype(np.int64), cap)
     budget = math.floor(n_new * config.replay_fraction)
     if config.budget_rounding == "prototype":
-        # spec §2.2: rescaled = (replay_cnt // sum(w)) * w, stored into an int matrix (truncation).
+        # prototype: rescaled = (replay_cnt // sum(w)) * w, stored into an int matrix (truncation).
         rescaled = (budget // w.sum()) * w if w.sum() > 0 else np.zeros_like(w)
         return np.minimum(np.floor(rescaled).astype(np.int64), cap)
     return apportion(budget, w, cap)
@@ -187,7 +189,7 @@ def rehearsal_counts(
     capacities: Sequence[int],
     seed: int = 0,
 ) -> np.ndarray:
-    """The composition matrix ``N[phase, task]`` of a power-law environment (spec §8.2).
+    """The composition matrix ``N[phase, task]`` of a power-law environment.
 
     ``new_counts[i]``: samples of task i in the phase that introduces it (the diagonal);
     ``capacities[j]``: the most samples task j can supply to one rehearsal part. Pure: no
@@ -222,7 +224,7 @@ def _required(value: Any, info: ValidationInfo, field: str, when: str, what: str
 
 @SCENARIOS.register("power_law")
 class PowerLaw(ScenarioBuilder):
-    """Rehearsal environment over a sequential base scenario (Gandhi et al. 2024, spec §2)."""
+    """Rehearsal environment over a sequential base scenario (Gandhi et al., arXiv 2401.10393)."""
 
     summary: ClassVar[str] = (
         "Power-law rehearsal environment: each phase = a new task of `base` + earlier tasks "
@@ -252,7 +254,7 @@ class PowerLaw(ScenarioBuilder):
             5.6,
             gt=0,
             description="Power-law exponent, of the power kernel and of the stochastic "
-            "re-encounter probability (5.6: spec §2.2 fit of the prototype).",
+            "re-encounter probability (5.6: a fit of the prototype's list).",
         )
         tau: float = Field(10.0, gt=0, description="Power kernel lag offset τ, in phases (10).")
         beta: float = Field(1.0, gt=0, description="Exponential kernel scale β, in phases (1).")
@@ -280,7 +282,7 @@ class PowerLaw(ScenarioBuilder):
         budget_rounding: Literal["exact", "prototype"] = Field(
             "exact",
             description="exact: largest remainders, the budget is met exactly when tasks hold "
-            "enough samples; prototype: floor((budget // Σw) · w) as in spec §2.2.",
+            "enough samples; prototype: floor((budget // Σw) · w) as in the prototype.",
         )
         samples_new: int | Literal["all"] = Field(
             "all",

@@ -1,18 +1,19 @@
-"""Recurrence streams: long sequences of short class-based phases in which classes come back (§3).
+"""Recurrence streams: long sequences of short class-based phases in which classes come back.
 
-Two generators, both with one task per class (a *context*, spec §8) and one head over all classes
+Two generators, both with one task per class (a *context*) and one head over all classes
 (``setting: class``; targets are the class's position among the classes used, so a class keeps
 its output whenever it returns):
 
-* ``recurrence``: SCoLe (Lesort et al., CoLLAs 2023, arXiv 2207.04543; spec §3.1). Each of
-  ``n_phases`` phases trains on the samples of ``classes_per_phase`` classes drawn without
-  replacement from a class distribution p: uniform, SCoLe's ``entropy_decrease`` skew, or an
-  explicit list; ``prob_reduction`` divides the probability of just-drawn classes (novelty bias).
-* ``cir``: class-incremental with repetition (Hemati et al., CoLLAs 2023; spec §3.2). Each class
-  first occurs at a phase drawn from a first-occurrence distribution and then recurs in every
-  later phase with its own repetition probability; empty phases are dropped (so the stream can be
-  shorter than ``n_phases``) and each phase's ``samples_per_phase`` samples are split equally
-  among its classes.
+* ``recurrence``: SCoLe (Lesort et al., CoLLAs 2023, arXiv 2207.04543; official code
+  TLESORT/SCoLe-SCaling-Continual-Learning@ee71664:sampling.py). Each of ``n_phases`` phases trains
+  on the samples of ``classes_per_phase`` classes drawn without replacement from a class
+  distribution p: uniform, SCoLe's ``entropy_decrease`` skew, or an explicit list;
+  ``prob_reduction`` divides the probability of just-drawn classes (novelty bias).
+* ``cir``: class-incremental with repetition (Hemati et al., CoLLAs 2023; official code
+  HamedHemati/CIR@ca3305a:cir/benchmarks/cir_sampling_based.py). Each class first occurs at a phase
+  drawn from a first-occurrence distribution and then recurs in every later phase with its own
+  repetition probability; empty phases are dropped (so the stream can be shorter than ``n_phases``)
+  and each phase's ``samples_per_phase`` samples are split equally among its classes.
 
 Task ids are numbered in order of first appearance in the stream (ties within a phase by class
 position), so the tasks seen up to any phase are a prefix 0..k and the continual evaluator
@@ -48,7 +49,7 @@ _SAMPLE_STREAM = 22
 _SHUFFLE_STREAM = 23
 
 # SCoLe's entropy_decrease step f (sampling.py): 0.01 for 100 classes, else 0.05, which makes
-# 1 - f·i negative beyond i = 20; only N <= 20 or N = 100 is valid (spec §3.1 quirk, §7 #11).
+# 1 - f·i negative beyond i = 20; only N <= 20 or N = 100 is valid (other N are rejected).
 _SCOLE_MAX_SMALL_N = 20
 
 # CIR distributions (cir_utils.py): name -> its parameters.
@@ -77,7 +78,7 @@ _UNIT_INTERVAL = {"p", "frac", "p_l", "p_h"}
 def scole_class_probs(
     n_classes: int, class_probs: str | dict[str, float] | list[float], rng: np.random.Generator
 ) -> np.ndarray:
-    """SCoLe's class distribution p (``sampling.py get_probability``; spec §3.1).
+    """SCoLe's class distribution p (official ``sampling.py::get_probability``).
 
     ``entropy_decrease: k``: ``p_i ∝ ((1 - f·i) / Σ)^k`` with f = 0.01 for 100 classes and 0.05
     otherwise, then shuffled (SCoLe shuffles with ``np.random.seed(seed)``; here with ``rng``).
@@ -166,7 +167,7 @@ def cir_schedule(
     recurrence: dict[str, Any],
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Presence table ``[phase, class]`` of a CIR stream, empty phases dropped (spec §3.2)."""
+    """Presence table ``[phase, class]`` of a CIR stream, empty phases dropped (as official)."""
     pmf = cir_first_occurrence_pmf(n_phases, first_occurrence)
     first = rng.choice(n_phases, size=n_classes, p=pmf)
     repeat = cir_recurrence_probs(n_classes, recurrence, rng)
@@ -253,7 +254,7 @@ def class_stream_plan(
 
 @SCENARIOS.register("recurrence")
 class Recurrence(ScenarioBuilder):
-    """SCoLe: every phase trains on C classes drawn from a class distribution (spec §3.1)."""
+    """SCoLe: every phase trains on C classes drawn from a class distribution (SCoLe)."""
 
     summary: ClassVar[str] = (
         "SCoLe recurrence stream: many short phases of C classes drawn from a uniform or "
@@ -400,7 +401,7 @@ def _check_distribution(dist: dict[str, Any], known: dict[str, tuple[str, ...]])
 
 @SCENARIOS.register("cir")
 class ClassIncrementalWithRepetition(ScenarioBuilder):
-    """CIR: first occurrence + per-class repetition probability (Hemati et al., spec §3.2)."""
+    """CIR: first occurrence + per-class repetition probability (Hemati et al., CoLLAs 2023)."""
 
     summary: ClassVar[str] = (
         "Class-incremental with repetition (CIR): each class first occurs at a random phase, "

@@ -1,8 +1,8 @@
 """FPF: forgetting-prioritized finetuning as a modifier over any strategy.
 
-Zhao et al., ICML 2023, arXiv:2304.04158 (strategies spec Part B): "FPF finetunes the most
+Zhao et al., ICML 2023, arXiv:2304.04158: "FPF finetunes the most
 sensitive parameters for a few iterations using buffered data at the end of arbitrary CL methods"
-(Fig. 2 caption, spec B.1.3). The wrapped ``base`` strategy trains as usual (every hook is
+(Fig. 2 caption). The wrapped ``base`` strategy trains as usual (every hook is
 delegated); after the last phase (``when: end``, verified) or after every phase (``every_phase``)
 only the selected modules are finetuned on the replay buffer. The buffer is the base strategy's
 own memory when it has one (ER's `ReservoirBuffer`/`ClassBalancedBuffer` instance, shared, not
@@ -31,10 +31,10 @@ class FPF(StrategyWrapper):
     capabilities = Capabilities(uses_buffer=True)
 
     class Config(StrategyWrapper.Config, FPFOptions):
-        # `base` (default er): FPF applies to arbitrary CL methods (spec B.1.3); the paper's
+        # `base` (default er): FPF applies to arbitrary CL methods (Fig. 2 caption); the paper's
         # bases are Mammoth's ER, DER++, ... (unverified)
         when: Literal["end", "every_phase"] = Field(
-            "end", description="FPF after the last phase (spec B.3 fpf.when, verified) or each"
+            "end", description="FPF after the last phase (paper abstract) or each"
         )
         loss: Literal["ce", "kd"] = Field(
             "ce", description="CE on buffered labels, or KD on stored logits (+CE if kd_ce)"
@@ -43,7 +43,7 @@ class FPF(StrategyWrapper):
             200,
             ge=0,
             description="own reservoir memory, used when the base has none or KD needs logits "
-            "(Mammoth buffer sizes 200/500, spec B.2)",
+            "(Mammoth buffer sizes 200/500)",
         )
 
     config: Config

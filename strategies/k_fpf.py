@@ -1,6 +1,6 @@
 """k-FPF: plain SGD on the stream (no per-step replay) plus FPF triggered k times.
 
-Zhao et al., ICML 2023, arXiv:2304.04158 (strategies spec B.1.4-5): "k-FPF periodically
+Zhao et al., ICML 2023, arXiv:2304.04158: "k-FPF periodically
 (regardless of task boundaries) applies FPF for k times during training" (Fig. 2 caption).
 Each update is one SGD step on the new batch only, which is then offered to a reservoir memory
 (`clbench.buffers.ReservoirBuffer`, the class ER uses), with the batch's logits for KD. FPF runs
@@ -36,16 +36,10 @@ class KFPF(Strategy):
     capabilities = Capabilities(uses_buffer=True)
 
     class Config(Strategy.Config, FPFOptions):
-        k: int = Field(10, ge=1, description="FPF runs per sequence (spec B.3 kfpf.k, placeholder)")
-        loss: Literal["ce", "kd"] = Field(
-            "kd", description="k-FPF-CE or k-FPF-KD (spec B.3 kfpf.loss default kd)"
-        )
-        final_fpf: bool = Field(
-            True, description="the k-th run at the last update (spec B.3 kfpf.final_fpf)"
-        )
-        buffer_size: int = Field(
-            200, ge=0, description="reservoir slots (Mammoth sizes 200/500, spec B.2)"
-        )
+        k: int = Field(10, ge=1, description="FPF runs per sequence (placeholder, unverified)")
+        loss: Literal["ce", "kd"] = Field("kd", description="k-FPF-CE or k-FPF-KD (paper variants)")
+        final_fpf: bool = Field(True, description="the k-th run at the last update (unverified)")
+        buffer_size: int = Field(200, ge=0, description="reservoir slots (Mammoth sizes 200/500)")
 
     config: Config
 

@@ -2,7 +2,7 @@
 
 Zhang et al., "SLCA: Slow Learner with Classifier Alignment for Continual Learning on a
 Pre-trained Model", ICCV 2023 (arXiv:2303.05118); official code GengDavid/SLCA @ 169d4e6b91e3
-(``models/slca.py``, ``convs/linears.py``, ``exps/slca/*.json``). Spec: strategies.md Part C.
+(``models/slca.py``, ``convs/linears.py``, ``exps/slca/*.json``).
 
 Per task (the rows of ``model.head`` owned by a task are that task's head):
 

@@ -1,29 +1,30 @@
 """View-Batch Model (VBM): recall-interval replay and one-to-many self-supervision.
 
 Kang et al., "Do Your Best and Get Enough Rest for Continual Learning", CVPR 2025
-(arXiv:2503.18371; official code hankyul2/ViewBatchModel @ ed83f71, iCaRL only). Spec:
-``shared/specs/strategies.md`` Part A. A modifier over a base strategy (``base.name``: ``er``,
-``naive``, ...), two independent parts:
+(arXiv:2503.18371; official code hankyul2/ViewBatchModel@ed83f71, iCaRL only). A modifier over a
+base strategy (``base.name``: ``er``, ``naive``, ...), two independent parts:
 
-- **replay interval** (`replay_interval`): every batch holds B/V unique samples, each repeated as
-  V adjacent views, so a sample recurs every B·T·V samples instead of B·T (paper Eq. 2). As in the
-  official sampler (spec A.3), the epoch count is unchanged: a *cycle* of V epochs draws one
-  permutation of the phase's N samples and each epoch of the cycle takes the next N/V of them,
-  so each unique sample is visited once per V epochs, as V views, and every epoch has the base's
-  number of batches and (when V divides N) samples. Replay-buffer draws of a base that samples an
-  `clbench.buffers` memory are view-batched too (``apply_to``; Table 7 "both").
+- **replay interval** (`replay_interval`): every batch holds B/V unique samples, each repeated as V
+  adjacent views, so a sample recurs every B·T·V samples instead of B·T (paper Eq. 2). As in the
+  official sampler (``ViewBatchReplay`` in `datasets/utils/continual_dataset.py`), the epoch count
+  is unchanged: a *cycle* of V epochs draws one permutation of the phase's N samples and each epoch
+  of the cycle takes the next N/V of them, so each unique sample is visited once per V epochs, as V
+  views, and every epoch has the base's number of batches and (when V divides N) samples.
+  Replay-buffer draws of a base that samples an `clbench.buffers` memory are view-batched too
+  (``apply_to``; Table 7 "both").
 - **self-supervision** (`ssl`): views 2..V are strongly augmented (`clbench.data.augment`) and
   ``ssl_weight · mean_j KL(p¹ ‖ pʲ)`` (Eq. 3-4) is added to the base loss through
   `Strategy.extra_loss`, with the first (weak) view as a detached target (official code).
 
-Views are grouped by sample index (runs of equal indices), not by the official code's "same label
-as the previous sample" heuristic (spec A.4), so the anchor is always the sample's first view.
+Views are grouped by sample index (runs of equal indices), not by the official code's "same label as
+the previous sample" heuristic (`utils/training.py`), so the anchor is always the sample's first
+view.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,9 @@ from clbench.plan import PhasePart
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities, StrategyContext
 from clbench.wrapper import StrategyWrapper
+
+if TYPE_CHECKING:
+    from clbench.config import RunConfig
 
 
 class ViewBatches:
@@ -137,7 +141,7 @@ class ViewBatch(StrategyWrapper):
     capabilities = Capabilities(uses_buffer=True)
 
     class Config(StrategyWrapper.Config):
-        # `base` (default er): the paper wraps ER, DER++, iCaRL and LwF (spec A.6)
+        # `base` (default er): the paper wraps ER, DER++, iCaRL and LwF (Table 1)
         views: int = Field(
             4,
             ge=1,
@@ -174,7 +178,7 @@ class ViewBatch(StrategyWrapper):
             6,
             ge=0,
             description="First epoch (0-based, per phase) with the KL term (code: `epoch > 5`; "
-            "lower it for short schedules, spec A.4 suggests 12% of the epochs)",
+            "lower it for short schedules, e.g. 12% of the epochs as the official 6 of 50)",
         )
         kl_normalisation: Literal["per_sample", "official_seen_classes"] = Field(
             "per_sample",
@@ -182,6 +186,18 @@ class ViewBatch(StrategyWrapper):
             "official_seen_classes: softmax over seen classes, KL / #seen (code's "
             "kl_div reduction='mean')",
         )
+
+    @classmethod
+    def check_run(cls, params: Config, config: RunConfig) -> None:
+        """Refused by `resolve_config`, before a run folder exists (as `ViewBatches` would)."""
+        views = params.views
+        batched = params.replay_interval and params.apply_to != "buffer" and views > 1
+        if batched and config.train.batch_size % views:
+            raise ConfigError(
+                "train.batch_size",
+                config.train.batch_size,
+                f"a multiple of strategy.views ({views})",
+            )
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

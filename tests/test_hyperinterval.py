@@ -120,7 +120,7 @@ def test_hypernet_to_target_chain_is_sound():
 def test_schedules_and_helpers():
     assert kappa_at(0, 500, "official", 0.5, 5e-5) == 1.0
     assert kappa_at(499, 500, "official", 0.5, 5e-5) == pytest.approx(1 - 5e-5 * 499)
-    assert kappa_at(500, 500, "official", 0.5, 5e-5) == 0.5  # the jump (D.3.b)
+    assert kappa_at(500, 500, "official", 0.5, 5e-5) == 0.5  # the official jump
     assert kappa_at(250, 500, "linear_to_final", 0.5, 5e-5) == pytest.approx(0.75)
     assert eps_at(0, 500, 1.0) == 0.0 and eps_at(499, 500, 1.0) == pytest.approx(1.0)
     assert eps_at(900, 500, 2.0) == 2.0
@@ -293,7 +293,7 @@ def test_relaxed_three_pass_is_the_official_partial_ordering_and_not_sound():
     pm = torch.tensor([2.0, 1.0, 3.0, 2.0])
     pu = torch.tensor([3.0, 2.0, 1.0, 1.0])
     zl, zm, zu = relaxed_three_pass(pl, pm, pu)
-    # a = min(pL, pM); b = max(pL, pM); (a, min(b, pU), max(b, pU))  (spec D.3 d2)
+    # a = min(pL, pM); b = max(pL, pM); (a, min(b, pU), max(b, pU))  (reverse_predictions)
     assert zl.tolist() == [1.0, 1.0, 2.0, 2.0]
     assert zm.tolist() == [2.0, 2.0, 1.0, 1.0]
     assert zu.tolist() == [3.0, 3.0, 3.0, 3.0]
@@ -365,7 +365,7 @@ def test_nested_variant_boxes_share_a_core_and_universal_embedding(tmp_path):
         tmp_path, **{"strategy.variant": "nested", "strategy.eps": eps, "train.epochs": 2}
     )
     s = exp.strategy
-    assert s.config.custom_init is True  # resolved from the variant (D.4.3)
+    assert s.config.custom_init is True  # resolved from the variant (official custom_init)
     seen = {}
     original = s.before_phase
 

@@ -1,5 +1,6 @@
-"""Golden tests of clbench.metrics against the continual-evaluation spec §9 toy examples, plus
-hand-computed edge cases and property tests against the §9.4 reference implementation."""
+"""Golden tests of clbench.metrics on hand-computed toy streams (Toy A, B, C), plus edge cases and
+property tests against a literal reference implementation of the official update rules
+(Mattdl/ContinualEvaluation@7ffa368:src/eval/continual_eval_metrics.py)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def row(step, phase, task, acc, *, kind="subset", n=100, current=None):
 
 
 def toy_records(rows, *, n=100, full=True):
-    """Spec §9 rows ``(step, k, accs)`` as subset rows, plus ``full`` rows with the same values
+    """Toy rows ``(step, k, accs)`` as subset rows, plus ``full`` rows with the same values
     at each phase's last step (the toys use the same evaluations at boundaries)."""
     end = {}
     for step, k, _ in rows:
@@ -136,7 +137,7 @@ def assert_json_clean(value):
 
 
 # ---------------------------------------------------------------------------------------------
-# §9.1 Toy A
+# Toy A
 
 
 def test_toy_a_summary(toy_a):
@@ -200,7 +201,7 @@ def test_toy_a_curves(toy_a):
 
 
 # ---------------------------------------------------------------------------------------------
-# §9.2 Toy B
+# Toy B
 
 
 def test_toy_b_summary(toy_b):
@@ -212,7 +213,7 @@ def test_toy_b_summary(toy_b):
     assert out["wc_acc"] == approx((0.90 + 0.50 + 0.30) / 3, abs=1e-9)
     assert out["final_acc"] == approx((0.88 + 0.87 + 0.90) / 3, abs=1e-9)
     assert out["aia"] == approx((0.95 + 0.935 + (0.88 + 0.87 + 0.90) / 3) / 3, abs=1e-9)
-    assert out["aia"] == approx(0.922778, abs=1e-6)  # the rounded value printed in the spec
+    assert out["aia"] == approx(0.922778, abs=1e-6)  # the hand-computed value, rounded
     assert out["forgetting"] == approx(0.05, abs=1e-9)
     assert out["bwt"] == approx(-0.05, abs=1e-9)
     assert out["wf_3"] == approx(0.35, abs=1e-9)
@@ -248,7 +249,7 @@ def test_toy_b_curves(toy_b):
 
 
 # ---------------------------------------------------------------------------------------------
-# §9.3 Toy C and the windowed metrics
+# Toy C and the windowed metrics
 
 
 def test_toy_c_wp_exact_vs_official():
@@ -275,7 +276,7 @@ def test_window_edge_cases():
 
 
 def brute_force_windows(seq, w, sign):
-    """Spec §9.4: append one value at a time, exact max-pair over each window, running max."""
+    """Official rule: append one value at a time, exact max-pair over each window, running max."""
     best, window = 0.0, deque(maxlen=w)
     for a in seq:
         window.append(a)
@@ -540,12 +541,13 @@ def test_record_helpers(toy_b):
 
 
 # ---------------------------------------------------------------------------------------------
-# Property test against the spec §9.4 reference implementation
+# Property test against a reference implementation of the official update rules
 
 
 def reference_metrics(records, w, beta, wf_tasks, eps):
-    """Spec §9.4 reference implementation; changes: formatting, ``None`` instead of an error
-    for an empty WF average, and each gap also returns its minimum and reference."""
+    """Reference implementation of the official update rules; changes: formatting, ``None``
+    instead of an error for an empty WF average, and each gap also returns its minimum and
+    reference."""
 
     def max_pair_delta(window, sign):
         best = 0.0
@@ -609,7 +611,7 @@ def reference_metrics(records, w, beta, wf_tasks, eps):
 
 @st.composite
 def plain_streams(draw):
-    """Plain streams as spec §9 rows: K tasks, 1..5 updates each, accuracies on a 0.01 grid."""
+    """Plain streams as toy rows: K tasks, 1..5 updates each, accuracies on a 0.01 grid."""
     n_tasks = draw(st.integers(1, 4))
     acc = st.integers(0, 100).map(lambda c: c / 100)
     rows, step = [(0, 0, {0: draw(acc)})], 0

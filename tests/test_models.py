@@ -79,7 +79,7 @@ def test_forward_shapes(name: str, params: dict[str, Any], shape: tuple[int, ...
 
 def test_mlp_vector_inputs_and_options() -> None:
     model = build("mlp", (64,), 3)
-    assert model.feature_dim == 400  # stability-gap MNIST MLP: 400-400 (spec §4.2)
+    assert model.feature_dim == 400  # stability-gap MNIST MLP: 400-400 (official src/model.py)
     assert model(torch.randn(B, 64)).shape == (B, 3)
     model = build("mlp", (64,), 3, hidden_sizes=[32], batch_norm=True, dropout=0.5)
     kinds = [type(m).__name__ for m in model.backbone]
@@ -101,7 +101,7 @@ def test_mlp_rejects_bad_params() -> None:
 @pytest.mark.parametrize(
     ("shape", "params", "dim"),
     [
-        ((3, 32, 32), {}, 160),  # spec §4.2: CIFAR-10, nf = 20
+        ((3, 32, 32), {}, 160),  # CIFAR-10, nf = 20 (stability-gap official code)
         ((3, 84, 84), {}, 640),  # Mini-ImageNet
         ((3, 96, 96), {}, 1440),  # Mini-DomainNet
         ((1, 28, 28), {}, 160),
@@ -119,7 +119,7 @@ def test_slim_resnet_feature_dim(shape: tuple[int, ...], params: dict[str, Any],
 def test_slim_resnet_structure() -> None:
     model = build("slim_resnet18", (3, 32, 32))
     n_params = sum(p.numel() for p in model.parameters())
-    assert 1.0e6 < n_params < 1.2e6  # "1.1M params" (strategies spec)
+    assert 1.0e6 < n_params < 1.2e6  # ≈1.1M params: GEM's slim ResNet-18 at nf = 20
     assert model.backbone.conv1.stride == (1, 1)
     assert [len(getattr(model.backbone, f"layer{i}")) for i in range(1, 5)] == [2, 2, 2, 2]
 

@@ -1,4 +1,4 @@
-"""Power-law rehearsal environments (`scenarios/power_law.py`, scenarios spec §2, §8.3, §8.5)."""
+"""Power-law rehearsal environments (`scenarios/power_law.py`)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from scenarios.power_law import (
 )
 from tests.conftest import fast_overrides, make_image_dataset
 
-FULL = 57927  # new-task samples per phase in the prototype (spec §2.2)
+FULL = 57927  # new-task samples per phase in the prototype (environments.py)
 # 57927·(1+Δ/10)^-5.6 rounded, computed by hand for Δ = 0..9 (33968.94, 20867.29, 13329.02,
 # 8801.65, 5980.95, 4166.86, 2967.34, 2154.54, 1591.70).
 POWER_COLUMN = [57927, 33969, 20867, 13329, 8802, 5981, 4167, 2967, 2155, 1592]
-# The prototype's phase sizes (spec §2.2), from its hard-coded list.
+# The prototype's phase sizes, from its hard-coded list (archana53/power-law-for-CI@39ec2f8).
 PROTOTYPE_PHASE_SIZES = [
     57927, 91896, 112763, 126092, 134894, 140875, 145042, 148010, 150165, 151757,
 ]  # fmt: skip
@@ -91,7 +91,7 @@ def test_table_kernel_reproduces_the_prototype_exactly() -> None:
         ("exponential", {"beta": 1}, [6, 16, 45, 123, 335, 911, 2478, 6735, 18310]),
     ],
 )
-def test_budget_with_prototype_rounding_reproduces_spec_columns(
+def test_budget_with_prototype_rounding_reproduces_the_prototype_columns(
     kernel: str, params: dict[str, Any], last_column: list[int]
 ) -> None:
     cfg = config(

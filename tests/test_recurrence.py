@@ -1,4 +1,4 @@
-"""Recurrence streams: SCoLe and CIR (`scenarios/recurrence.py`, scenarios spec §3, §8.5)."""
+"""Recurrence streams: SCoLe and CIR (`scenarios/recurrence.py`)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_scole_targets_are_class_positions(ten: InMemoryDataset) -> None:
         assert task.label_map == {cls: used.index(cls)}
 
 
-def test_entropy_decrease_matches_the_spec_table() -> None:
+def test_entropy_decrease_matches_the_official_table() -> None:
     rng = np.random.default_rng(0)
     for n, k, ratio, h in [
         (10, 1, 1.8, 2.285),

@@ -1,7 +1,7 @@
 """Per-task input transforms (permutation, rotation, noise) applied batched on the device.
 
 Each transform is built once from its `InputTransform` spec and the input shape; applying it to a
-batch is pure tensor work. All randomness is drawn at build time from the spec's seed, so the same
+batch is pure tensor work. All randomness is drawn at build time from its seed, so the same
 sample always looks the same (evaluation stays repeatable).
 """
 
@@ -21,7 +21,7 @@ class DeviceTransform:
     """Callable ``(x: float batch in pixel units, index: base-dataset indices) -> x'``.
 
     Image batches arrive in 0..255 units (vector data as is); ``noise.std`` is given in [0, 1]
-    units, as the scenario spec documents, and scaled here.
+    units, as ``InputTransform`` documents, and scaled here.
     """
 
     def __init__(self, spec: InputTransform, shape: tuple[int, ...], device: torch.device) -> None:

@@ -60,7 +60,7 @@ def final_accuracy(
 
 
 def average_incremental_accuracy(records: pd.DataFrame | RecordArrays) -> float | None:
-    """AIA: mean over phases k of the task-mean full-test accuracy of the tasks seen by k (§2.2)."""
+    """AIA: mean over phases k of the task-mean full-test accuracy of the tasks seen by k."""
     ra = record_arrays(records)
     per_phase = [
         _mean_or_none([ra.full_acc[k, t] for t in ra.seen_tasks(k)]) for k in range(ra.n_phases)

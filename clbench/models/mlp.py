@@ -16,8 +16,8 @@ class MLP(ModelBuilder):
     """Flatten -> [Linear -> (BatchNorm) -> ReLU -> (Dropout)] per hidden layer -> linear head.
 
     The default is the MNIST network of De Lange et al. (ICLR 2023), official code
-    ``src/model.py::MLPfeat``: 784 -> 400 -> ReLU -> 400 -> ReLU, then ``Linear(400, n)``
-    (specs/continual-evaluation.md §4.2). The features are the last hidden layer's activations.
+    Mattdl/ContinualEvaluation@7ffa368:src/model.py::MLPfeat: 784 -> 400 -> ReLU -> 400 -> ReLU,
+    then ``Linear(400, n)``. The features are the last hidden layer's activations.
     """
 
     summary = "MLP on flattened inputs (default 400-400, the stability-gap MNIST net)"
@@ -25,7 +25,7 @@ class MLP(ModelBuilder):
     class Config(ModelBuilder.Config):
         hidden_sizes: list[int] = Field(
             default_factory=lambda: [400, 400],
-            description="hidden widths, [] = linear model (stability-gap spec §4.2: 400, 400)",
+            description="hidden widths, [] = linear model (stability-gap MNIST net: 400, 400)",
         )
         batch_norm: bool = Field(False, description="BatchNorm1d after each hidden linear layer")
         dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden ReLU")

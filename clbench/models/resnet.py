@@ -1,10 +1,11 @@
 """The "slim" ResNet-18 of GEM (Lopez-Paz & Ranzato 2017), used by the stability-gap paper.
 
-Official code: ContinualEvaluation ``src/model.py`` (GEM's ``ResNet18(nf=20)``); see
-specs/continual-evaluation.md §4.2. BasicBlock [2, 2, 2, 2] with widths nf/2nf/4nf/8nf, 3x3 stem
-with stride 1 and no max-pool, BatchNorm, ``avg_pool2d(out, 4)`` + flatten, linear head. The
-feature size therefore depends on the input: 8·nf·⌊h/4⌋·⌊w/4⌋ for the last map h×w, i.e. 160 at
-32×32, 640 at 84×84 and 1440 at 96×96 with nf = 20 (the sizes in the spec).
+Official code: Mattdl/ContinualEvaluation@7ffa368:src/model.py::ResNet18feat (GEM's
+``ResNet18(nf=20)``; built in ``main.py::_get_feat_extr``). BasicBlock [2, 2, 2, 2] with widths
+nf/2nf/4nf/8nf, 3x3 stem with stride 1 and no max-pool, BatchNorm, ``avg_pool2d(out, 4)`` +
+flatten, linear head. The feature size therefore depends on the input: 8·nf·⌊h/4⌋·⌊w/4⌋ for the
+last map h×w, i.e. 160 at 32×32, 640 at 84×84 and 1440 at 96×96 with nf = 20 (the paper's
+CIFAR-10, Mini-ImageNet and Mini-DomainNet).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class SlimResNet18(ModelBuilder):
     summary = "slim ResNet-18 of GEM / the stability-gap paper (nf=20, 160 features at 32x32)"
 
     class Config(ModelBuilder.Config):
-        nf: int = Field(20, ge=1, description="width of the first stage (spec §4.2: 20)")
+        nf: int = Field(20, ge=1, description="width of the first stage (official code: 20)")
         pooling: Literal["paper", "global"] = Field(
             "paper",
             description="'paper': avg_pool2d(4) as in GEM (global if the map is < 4); "

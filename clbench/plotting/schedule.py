@@ -17,7 +17,7 @@ def plot_schedule(
     plan: ScenarioPlan, path: Path, log_scale: bool = False, title: str = ""
 ) -> Figure:
     """Heatmap of ``plan.count_matrix()``: training samples of each task (rows) in each phase
-    (columns), the composition matrix of the scenarios spec §8.
+    (columns): the scenario's composition matrix.
 
     Empty cells stay white so sparse recurrence streams read as a pattern; ``log_scale`` colours
     counts logarithmically (power-law tails span orders of magnitude). Cells are drawn without

@@ -3,7 +3,8 @@
 Phase 1 runs every grid point of every entry on the tuning scenario over the tuning seeds; per
 entry, the point with the best mean of ``select.metric`` (``mode`` max or min) is chosen, ties
 going to the first point in expansion order. Phase 2 runs only the chosen point of each entry on
-the evaluation scenario over the evaluation seeds (spec: specs/scenarios.md §4).
+the evaluation scenario over the evaluation seeds (arXiv 2403.09066; official code
+csm9493/GTEP@4cb3895).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""HyperInterval's hypernetwork and its per-task schedules (spec D.2, D.3.b).
+"""HyperInterval's hypernetwork and its per-task schedules.
+
+Official code gmum/HyperInterval@d42305d: `IntervalNets/hmlp_ibp_wo_nesting.py` (hypernetwork),
+`train_non_forced_scenario.py::train_single_task` (κ and ε schedules).
 
 - `HyperNet`: the official ``HMLP_IBP`` (hypnettorch ``HMLP`` with ``uncond_in_size=0``): an MLP
   from the embedding to all target parameters, flat, run by IBP on an embedding box.
@@ -28,7 +31,7 @@ class HyperNet(nn.Module):
 
 
 def kappa_at(it: int, n_half: int, schedule: str, final: float, decay: float) -> float:
-    """κ at iteration ``it`` of a task (spec D.3.b / D.7)."""
+    """κ at iteration ``it`` of a task (official ``train_single_task``, or a linear ramp)."""
     if it >= n_half:
         return final
     if schedule == "official":  # falls by `decay` per iteration, then jumps to `final`
@@ -37,7 +40,7 @@ def kappa_at(it: int, n_half: int, schedule: str, final: float, decay: float) ->
 
 
 def eps_at(it: int, n_half: int, eps: float) -> float:
-    """Radius warm-up: ``it/(N_half − 1)·ε`` over the first half, then ε (D.3.b)."""
+    """Radius warm-up: ``it/(N_half − 1)·ε`` over the first half, then ε (official)."""
     if it >= n_half:
         return eps
     return eps * it / max(1, n_half - 1)

@@ -1,11 +1,14 @@
 """Model selection for HyperInterval: a held-out validation split and the best-iterate copy.
 
-The official code (spec D.3 step i) checks the current task every 10 iterations and keeps a
-deepcopy of the hypernetwork with the best *validation accuracy* (named ``val_loss``); the
-nested variant (D.4.4) keeps the lowest *training loss* among checks made after the ε warm-up.
+The official code (gmum/HyperInterval@d42305d, ``train_single_task`` in
+`train_non_forced_scenario.py`) checks the current task every 10 iterations and keeps a deepcopy
+of the hypernetwork with the best *validation accuracy* (named ``val_loss``); the nested variant
+(`train_nested_scenario.py`) keeps the lowest *training loss* among checks made after the ε
+warm-up.
 The best copy replaces the live networks at the end of the task. clbench datasets have no
 validation split, so the validation samples are held out of each task's training data, as the
-official hypnettorch handlers do (``val 500`` / ``val 1000`` in D.6).
+official hypnettorch handlers do (``no_of_validation_samples`` 500 / 1000 in
+`Utils/prepare_non_forced_scenario_params.py`).
 """
 
 from __future__ import annotations

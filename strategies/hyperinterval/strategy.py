@@ -1,19 +1,19 @@
 """HyperInterval: a hypernetwork maps per-task embedding intervals to target-weight intervals.
 
 Krukowski et al. 2024, "HyperInterval: Hypernetwork approach to training weight interval regions
-in continual learning" (arXiv:2405.15444; official code gmum/HyperInterval @ d42305d), spec
-`strategies.md` Part D.
+in continual learning" (arXiv:2405.15444; official code gmum/HyperInterval@d42305d, whose files
+are named below).
 
-- ``variant: standard`` (D.3, TIL non-forced): task t has an embedding centre e_t ~ N(0, 1) and a
-  learnable ρ_t (init softmax(1_M)); the box is e_t ± ε_it·softmax(ρ_t).
-- ``variant: nested`` (D.4): the centre is c_t = σ·cos(e_t) with σ = ε_it/(2M) and the radius is
-  fixed at ε_it/M, so every box contains [−ε/(2M), ε/(2M)]^M and the intersection of all boxes
-  is never empty; e_t starts as a copy of e_{t−1}; the regulariser covers lower, middle and upper
-  outputs.
+- ``variant: standard`` (`train_non_forced_scenario.py`, TIL): task t has an embedding centre
+  e_t ~ N(0, 1) and a learnable ρ_t (init softmax(1_M)); the box is e_t ± ε_it·softmax(ρ_t).
+- ``variant: nested`` (`train_nested_scenario.py`): the centre is c_t = σ·cos(e_t) with
+  σ = ε_it/(2M) and the radius is fixed at ε_it/M, so every box contains [−ε/(2M), ε/(2M)]^M and the
+  intersection of all boxes is never empty; e_t starts as a copy of e_{t−1}; the regulariser covers
+  lower, middle and upper outputs.
 - ε_it is warmed up linearly over the first half of each task. The hypernetwork (MLP, ReLU) maps
   the box by IBP to a box of target weights; the target (`targets`: an MLP with
   exact interval propagation, or a CNN with the official relaxed three-pass bounds or exact IBP)
-  gives logits (zL, zM, zU); the loss is κ·CE(zM) + (1−κ)·CE(ẑ), ẑ the worst case, κ as D.3.b.
+  gives logits (zL, zM, zU); the loss is κ·CE(zM) + (1−κ)·CE(ẑ), ẑ the worst case, κ as official.
 - A hypernet output regulariser keeps earlier embeddings' outputs (targets computed once per task
   at ε), with the official extra division by t (`reg_scaling`). A fresh Adam per task.
 - Model selection (`selection` option, `selection.py`): last iterate, or the official best
@@ -26,10 +26,10 @@ largest task (2 for Split (Fashion-)MNIST); task t's outputs are written into it
 (a per-task multi-head).
 
 Inference: task-incremental uses each sample's own embedding (middle weights at ε); otherwise
-(``inference: entropy``) the task with the smallest output entropy is chosen per sample (D.5).
-After the last phase the universal embedding (centre of the intersection of all task boxes,
-D.4.5, fed to the hypernet without the cos map) gives one weight set, evaluated on every task's
-full test set (`report()`).
+(``inference: entropy``) the task with the smallest output entropy is chosen per sample
+(`entropy.py`). After the last phase the universal embedding (centre of the intersection of all task
+boxes, `calculate_interval_intersection`, fed to the hypernet without the cos map) gives one weight
+set, evaluated on every task's full test set (`report()`).
 
 Resume: `state_dict` holds everything `observe` mutates (hypernet, embeddings, ρ, Adam state,
 iteration counter, regulariser targets, best copy); `load_state_dict` rebuilds the optimizer over
@@ -103,7 +103,7 @@ class HyperInterval(Strategy):
             nn.Parameter(torch.randn(m, generator=ctx.generator).to(dev))
             for _ in range(self.num_tasks)
         )
-        # nested: ρ stays at softmax(1_M), i.e. radius ε/M per coordinate (D.4.1)
+        # nested: ρ stays at softmax(1_M), i.e. radius ε/M per coordinate (official)
         self.rhos = nn.ParameterList(
             nn.Parameter(torch.softmax(torch.ones(m), 0).to(dev)) for _ in range(self.num_tasks)
         )
@@ -215,7 +215,7 @@ class HyperInterval(Strategy):
         return eps * torch.softmax(self.rhos[task], 0)
 
     def _centre(self, task: int, eps: float) -> torch.Tensor:
-        """Box centre: e_t (standard) or (ε/2M)·cos(e_t) (nested, D.4.2; ε warms up too)."""
+        """Box centre: e_t (standard) or (ε/2M)·cos(e_t) (nested, official; ε warms up too)."""
         if self.config.variant == "nested":
             return eps / (2 * self.config.embedding_dim) * torch.cos(self.embeddings[task])
         return self.embeddings[task]
@@ -240,8 +240,9 @@ class HyperInterval(Strategy):
         return self._weights(self._centre(task, eps), self._radius(task, eps))
 
     def _reg_outputs(self, tasks: list[int]) -> torch.Tensor:
-        """What the regulariser keeps at ε: middle outputs [T, P] (standard, D.3.f) or lower,
-        middle and upper [T, 3, P] (nested, D.4.4)."""
+        """What the regulariser keeps at ε: middle outputs [T, P] (standard, as the official
+        `Utils/hnet_middle_regularizer.py`) or lower, middle and upper [T, 3, P] (nested,
+        `Utils/hnet_interval_regularizer.py`)."""
         mid, rad = self._box(tasks, self.config.eps)
         if self.config.variant == "nested":
             return torch.stack([mid - rad, mid, mid + rad], 1)
@@ -258,7 +259,7 @@ class HyperInterval(Strategy):
         previous = [t for t in self.learned if t not in tasks]
         with torch.no_grad():
             if self.config.custom_init and self.learned:
-                for t in tasks:  # D.4.3: start from the last learned task's embedding
+                for t in tasks:  # official custom_init: start from the last learned embedding
                     if t not in self.learned:
                         self.embeddings[t].copy_(self.embeddings[self.learned[-1]])
             self.reg_targets = (
@@ -268,7 +269,7 @@ class HyperInterval(Strategy):
             )
         self._set_trainable(tasks)
         self.opt_tasks = tasks
-        self.optimizer = self._optimizer_for(tasks)  # new Adam per task (D.3.1)
+        self.optimizer = self._optimizer_for(tasks)  # new Adam per task (as official)
         self.best = BestCopy()
 
     def _task_loss(self, batch: Batch, eps: float, kappa: float) -> torch.Tensor:
@@ -311,7 +312,7 @@ class HyperInterval(Strategy):
         return loss
 
     def _check(self, loss: float, eps: float) -> None:
-        """One selection check after an update (D.3.i / D.4.4): offer the live tensors."""
+        """One selection check after an update (official cadence): offer the live tensors."""
         cfg = self.config
         # nested (official) and after_warmup: only iterates generated at the full ε compete
         if (cfg.variant == "nested" or cfg.selection == "after_warmup") and eps < cfg.eps:
@@ -393,7 +394,8 @@ class HyperInterval(Strategy):
         return self.config.inference == "entropy"
 
     def select_tasks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample minimum-entropy task among learned ones (D.5): (task ids, local logits)."""
+        """Per-sample minimum-entropy task among learned ones (official `entropy.py`): (task ids,
+        local logits)."""
         training = [t for t in self.current if t not in self.learned]
         candidates = self.learned + training or [0]  # tasks learned or being learned
         scores, logits = [], []
@@ -426,7 +428,7 @@ class HyperInterval(Strategy):
     # ------------------------------------------------------------------ universal embedding
     def universal_embedding(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Centre, radius and empty mask of the intersection of the learned tasks' boxes at ε
-        (nested: boxes around the cos-mapped centres; the centre is fed as is, D.4.5)."""
+        (nested: boxes around the cos-mapped centres; the centre is fed as is, as official)."""
         tasks = self.learned or list(range(self.num_tasks))
         eps = self.config.eps
         centres = torch.stack([self._centre(t, eps).detach() for t in tasks])

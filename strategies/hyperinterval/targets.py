@@ -1,20 +1,21 @@
 """Target networks of HyperInterval: functional nets whose weights come from the hypernetwork.
 
-Both take their parameters as a flat list (hypnettorch order: weight, bias per layer) cut from the
-hypernet output by `split_flat`, and offer an ordinary forward (one weight set) and a bounded
-forward over a weight box ``[lower, upper]`` returning logits ``(zL, zM, zU)``:
+Official code: gmum/HyperInterval@d42305d. Both take their parameters as a flat list (hypnettorch
+order: weight, bias per layer) cut from the hypernet output by `split_flat`, and offer an ordinary
+forward (one weight set) and a bounded forward over a weight box ``[lower, upper]`` returning logits
+``(zL, zM, zU)``:
 
-- `MLPTarget`: exact interval propagation (spec D.3 d1, the official ``full_interval=True``).
-- `CNNTarget`: 3×3 convolutions (padding 1) with ReLU and 2×2 max-pooling after each, then an
-  MLP head. Bounds either by the official relaxed three-pass ordering (spec D.3 d2, NOT a sound
-  bound; `relaxed_three_pass`: in training the CE "middle" is the ordered middle, not the pass
-  with the middle weights) or by exact interval propagation (`interval_conv2d`; the spec's
-  ``cnn_bounds = "ibp"`` fix; max-pooling and ReLU are monotone, so bounds pass through them).
+- `MLPTarget`: exact interval propagation (the official ``full_interval=True``).
+- `CNNTarget`: 3×3 convolutions (padding 1) with ReLU and 2×2 max-pooling after each, then an MLP
+  head. Bounds either by the official relaxed three-pass ordering (``reverse_predictions``, NOT a
+  sound bound; `relaxed_three_pass`: in training the CE "middle" is the ordered middle, not the pass
+  with the middle weights) or by exact interval propagation (`interval_conv2d`; clbench's
+  ``cnn_bounds: ibp`` fix; max-pooling and ReLU are monotone, so bounds pass through them).
   Prediction always uses the ordinary pass with the middle weights, as the official
   ``calculate_accuracy`` (the same weights as lower, middle and upper).
   It is a small AlexNet-like net (official `VanillaNets/AlexNet.py`: 3×3 convolutions
   64-192-384-256-256, FC 4096-4096); batch-norm (the official ResNet-18 / optional AlexNet BN with
-  batch statistics, D.7 ``bn_eval``) is not implemented.
+  batch statistics at test, ``bn_track_stats=False``) is not implemented.
 """
 
 from __future__ import annotations
