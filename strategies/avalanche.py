@@ -37,10 +37,18 @@ Two sample-source modes differ from "the clbench batch as is":
 
 Other deviations, all documented where they happen: iCaRL predicts with its trained head until
 its first class means exist (Avalanche cannot evaluate it before the end of experience 0); SI
-gets a fix for an Avalanche 0.6 CPU aliasing bug (``fix_cpu_alias``); task-incremental runs wrap
-the model so that Avalanche's forward masks logits to each sample's task, like clbench's `loss`;
-checkpoints hold the optimizer only, so runs cannot be resumed (`load_state_dict` refuses).
-Avalanche plugins draw from the global torch RNG (seeded by clbench per run).
+gets fixes for two Avalanche 0.6 problems, a CPU aliasing bug that makes it naive fine-tuning
+(``fix_cpu_alias``) and negative importances that make its penalty unbounded below
+(``nonnegative_importance``, see `_si`); task-incremental runs wrap the model so that
+Avalanche's forward masks logits to each sample's task, like clbench's `loss`; checkpoints hold
+the optimizer only, so runs cannot be resumed (`load_state_dict` refuses). Avalanche plugins
+draw from the global torch RNG (seeded by clbench per run). `observe` returns Avalanche's loss
+(criterion plus the method's penalty terms) as a scalar.
+
+Methods with a memory expose it as ``buffer`` (`AvalancheMemory`: ``len`` = samples held,
+``nbytes`` = their bytes), read from Avalanche's own storage, so the run budget reports it like
+clbench's buffers. Packages Avalanche needs only mid-run (GEM: ``quadprog``) are checked in
+`problems_with`, before any work.
 
 Avalanche is imported only inside methods: the registry imports this module for
 ``clbench list``.
@@ -48,6 +56,8 @@ Avalanche is imported only inside methods: the registry imports this module for
 
 from __future__ import annotations
 
+import functools
+import importlib
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +69,7 @@ from torch import nn
 
 from clbench.data.stream import Batch
 from clbench.errors import ClbenchError, ConfigError
+from clbench.plan import ScenarioPlan
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities, Strategy
 
@@ -78,9 +89,15 @@ class MethodSpec:
     fixed: dict[str, Any] = field(default_factory=dict)  # constructor kwargs not exposed
     settings: frozenset[str] = ALL_SETTINGS
     mode: str = "batch"  # batch | replay | loader
-    uses_buffer: bool = False
-    build: Callable[..., Any] | None = None  # custom constructor (iCaRL)
-    patch: Callable[[Any, Any], None] | None = None  # (strategy, config) fix applied after build
+    # (samples, bytes) held in the method's memory; None: the method keeps no memory
+    memory: Callable[[Any], tuple[int, int]] | None = None
+    build: Callable[..., Any] | None = None  # custom constructor (SI, iCaRL)
+    # Python modules Avalanche needs only mid-run (module: what needs it): checked before a run
+    requires: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_buffer(self) -> bool:
+        return self.memory is not None
 
 
 def _icarl(cls: type, model: nn.Module, kwargs: dict[str, Any]) -> Any:
@@ -89,22 +106,144 @@ def _icarl(cls: type, model: nn.Module, kwargs: dict[str, Any]) -> Any:
     return cls(feature_extractor=model.backbone, classifier=model.head, **kwargs)
 
 
-def _si_cpu_fix(strategy: Any, config: Any) -> None:
-    """Avalanche 0.6 SI bug: ``extract_weights`` stores ``param.detach().cpu().flatten()``, which
-    on CPU is a *view* of the live parameter, so the "old" weights follow the optimizer step,
-    every path-integral term ``grad · (new - old)`` is 0, importances stay 0 and SI equals naive
-    fine-tuning (on CUDA ``.cpu()`` copies and SI works). The fix stores a copy."""
-    if not config.fix_cpu_alias:
-        return
-    from avalanche.training.plugins import SynapticIntelligencePlugin as SI
+def _si(cls: type, model: nn.Module, kwargs: dict[str, Any]) -> Any:
+    """SI with two fixes to Avalanche 0.6's plugin, each switchable (both off: upstream).
 
-    plugin = next(p for p in strategy.plugins if isinstance(p, SI))
+    ``fix_cpu_alias``: the plugin's ``extract_weights`` (ContinualAI/avalanche@
+    cc2205f572f2659aba2d7351629ae3fdf07df953:avalanche/training/plugins/synaptic_intelligence.py)
+    stores ``param.detach().cpu().flatten()``, which on CPU is a *view* of the live parameter (on
+    CUDA ``.cpu()`` copies). Two of those snapshots must not follow the weights:
+    - ``ewc_data[0]``, the penalty's anchor θ*, set in ``before_training_exp``: as a view,
+      ``θ - θ*`` is 0 at every step, so the penalty and its gradient are exactly 0 and SI trains
+      as naive fine-tuning whatever ``si_lambda`` (and the importance's denominator
+      ``(θ_end - θ*)² + eps`` collapses to ``eps``);
+    - ``old_theta``, set in ``before_training_iteration``: as a view, every path-integral term
+      ``grad · (θ_new - θ_old)`` is 0.
+    (An earlier workaround copied ``old_theta`` only: importances became non-zero, but with the
+    anchor still aliased the penalty stayed 0 and runs stayed bit-identical to naive.)
+    An older version of the same file copied in place (``target[name][...] = ...``,
+    ContinualAI/avalanche@095460d2fce22f3580c20877a8008452099ad98b).
 
-    def before_training_iteration(strat: Any, **kwargs: Any) -> None:
-        for name, param in SI.allowed_parameters(strat.model, plugin.excluded_parameters):
-            plugin.syn_data["old_theta"][name].data = param.detach().cpu().flatten().clone()
+    ``nonnegative_importance``: Avalanche clips the importance from above only (``clip_to``
+    0.001); a parameter whose net move opposed its gradients (momentum) and that barely moved gets
+    a large *negative* importance (-c·ω/(Δ²+eps)), which makes the penalty unbounded below: with
+    the aliasing fixed, the digits default diverges (loss -inf) at λ=100. The official code clips
+    Ω at 0 (``tf.nn.relu``, ganguli-lab/pathint@7e95e99368ec2eef2aba01eadb551538775ab01e:
+    pathint/protocols.py, PATH_INT_PROTOCOL).
 
-    plugin.before_training_iteration = before_training_iteration
+    The fixes live in a subclass of the plugin, run on `SupervisedTemplate` exactly as
+    Avalanche's `SynapticIntelligence` strategy runs its own plugin.
+    """
+    from avalanche.training.templates import SupervisedTemplate
+
+    copy, nonnegative = kwargs.pop("fix_cpu_alias"), kwargs.pop("nonnegative_importance")
+    if not copy and not nonnegative:
+        return cls(model=model, **kwargs)
+    plugin = _fixed_si_plugin()(
+        si_lambda=kwargs.pop("si_lambda"), eps=kwargs.pop("eps"), copy=copy, nonnegative=nonnegative
+    )
+    return SupervisedTemplate(model=model, plugins=[plugin], **kwargs)
+
+
+@functools.cache
+def _fixed_si_plugin() -> type:
+    from avalanche.training.plugins import SynapticIntelligencePlugin
+
+    class FixedSIPlugin(SynapticIntelligencePlugin):
+        """Avalanche's SI plugin with copied weight snapshots and importances clipped at 0."""
+
+        def __init__(self, *args: Any, copy: bool, nonnegative: bool, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.copy, self.nonnegative = copy, nonnegative
+
+        def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+            super().before_training_exp(strategy, **kwargs)
+            if self.copy:
+                _own_copies(strategy.model, self.ewc_data[0])  # the anchor θ*
+
+        def before_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+            super().before_training_iteration(strategy, **kwargs)
+            if self.copy:
+                _own_copies(strategy.model, self.syn_data["old_theta"])
+
+        def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+            super().after_training_exp(strategy, **kwargs)  # computes the importances
+            if self.nonnegative:
+                for importance in self.ewc_data[1].values():
+                    importance.data = importance.data.clamp(min=0.0)
+
+    return FixedSIPlugin
+
+
+def _own_copies(model: nn.Module, snapshots: dict[str, Any]) -> None:
+    """Replace every snapshot sharing storage with a model parameter by a copy."""
+    live = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    for item in snapshots.values():
+        if item.data.untyped_storage().data_ptr() in live:
+            item.data = item.data.clone()
+
+
+# -- memory readers: (samples, bytes) of what each method's Avalanche memory holds ----------
+# Bytes count the stored samples as tensors (inputs, int64 targets and task labels, DER's logits):
+# Avalanche's memories hold samples, where clbench's own buffers hold indices into the data.
+
+
+def _item_bytes(value: Any) -> int:
+    if torch.is_tensor(value):
+        return value.element_size() * value.numel()
+    if isinstance(value, (list, tuple)):
+        return sum(_item_bytes(v) for v in value)
+    return 8  # a Python int label, int64 once collated
+
+
+def _dataset_memory(dataset: Any) -> tuple[int, int]:
+    n = len(dataset)
+    # every sample of a memory has the same shapes: one sample's bytes times the count
+    return n, n * _item_bytes(dataset[0]) if n else 0
+
+
+def _plugin_with(s: Any, attribute: str) -> Any:
+    return next(h for h in (s, *s.plugins) if hasattr(h, attribute))
+
+
+def _storage_memory(s: Any) -> tuple[int, int]:
+    """Replay, GDumb, DER, ER-ACE, MIR: an `ExemplarsBuffer` (``storage_policy``)."""
+    return _dataset_memory(_plugin_with(s, "storage_policy").storage_policy.buffer)
+
+
+def _gem_memory(s: Any) -> tuple[int, int]:
+    """GEM: tensors per experience in ``memory_x`` / ``memory_y`` / ``memory_tid``."""
+    p = _plugin_with(s, "memory_x")
+    n = sum(len(x) for x in p.memory_x.values())
+    stores = (p.memory_x, p.memory_y, p.memory_tid)
+    return n, sum(_item_bytes(t) for store in stores for t in store.values())
+
+
+def _agem_memory(s: Any) -> tuple[int, int]:
+    """A-GEM: one dataset per experience in ``buffers``."""
+    parts = [_dataset_memory(b) for b in _plugin_with(s, "patterns_per_experience").buffers]
+    return sum(n for n, _ in parts), sum(b for _, b in parts)
+
+
+def _icarl_memory(s: Any) -> tuple[int, int]:
+    """iCaRL: exemplar tensors per class in ``x_memory``, their labels in ``y_memory``."""
+    p = _plugin_with(s, "x_memory")
+    n = sum(len(x) for x in p.x_memory)
+    return n, sum(_item_bytes(x) for x in p.x_memory) + 8 * n  # + int64 labels
+
+
+class AvalancheMemory:
+    """The ``buffer`` the run summary reads (``len``, ``nbytes``), read live from Avalanche."""
+
+    def __init__(self, strategy: Any, reader: Callable[[Any], tuple[int, int]]) -> None:
+        self._strategy, self._reader = strategy, reader
+
+    def __len__(self) -> int:
+        return self._reader(self._strategy)[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self._reader(self._strategy)[1]
 
 
 _MEM = (int, 200, "Memory size (Avalanche default 200)")
@@ -122,7 +261,7 @@ METHODS: dict[str, MethodSpec] = {
             ),
         },
         mode="replay",
-        uses_buffer=True,
+        memory=_storage_memory,
     ),
     "ewc": MethodSpec(
         "EWC",
@@ -158,11 +297,17 @@ METHODS: dict[str, MethodSpec] = {
             "fix_cpu_alias": (
                 bool,
                 True,
-                "Work around Avalanche 0.6's CPU aliasing bug that zeroes SI's importances "
-                "(false: upstream behaviour, SI = naive on CPU)",
+                "Fix Avalanche 0.6's CPU aliasing bug that makes SI's penalty exactly 0 "
+                "(false: upstream behaviour, SI = naive fine-tuning on CPU)",
+            ),
+            "nonnegative_importance": (
+                bool,
+                True,
+                "Clip importances at 0 as the official code does (Avalanche keeps negative "
+                "ones, which make the penalty unbounded below; false: upstream)",
             ),
         },
-        patch=_si_cpu_fix,
+        build=_si,
     ),
     "lwf": MethodSpec(
         "LwF",
@@ -187,7 +332,11 @@ METHODS: dict[str, MethodSpec] = {
             "patterns_per_exp": (int, 256, "Memory per experience (required in Avalanche)"),
             "memory_strength": (float, 0.5, "QP margin (Avalanche default)"),
         },
-        uses_buffer=True,
+        memory=_gem_memory,
+        requires=dict.fromkeys(
+            ("qpsolvers", "quadprog"),
+            "Avalanche's GEM solves its QP with qpsolvers.solve_qp(..., solver='quadprog')",
+        ),
     ),
     "agem": MethodSpec(
         "AGEM",
@@ -196,14 +345,14 @@ METHODS: dict[str, MethodSpec] = {
             "patterns_per_exp": (int, 256, "Memory per experience (required in Avalanche)"),
             "sample_size": (int, 64, "Memory samples per reference gradient (Avalanche default)"),
         },
-        uses_buffer=True,
+        memory=_agem_memory,
     ),
     "gdumb": MethodSpec(
         "GDumb",
         "[Avalanche] GDumb: retrain from init on a class-balanced buffer each experience",
         {"mem_size": _MEM},
         mode="loader",
-        uses_buffer=True,
+        memory=_storage_memory,
     ),
     "icarl": MethodSpec(
         "ICaRL",
@@ -215,7 +364,7 @@ METHODS: dict[str, MethodSpec] = {
         fixed={"buffer_transform": None},
         settings=CLASS_ONLY,
         mode="loader",
-        uses_buffer=True,
+        memory=_icarl_memory,
         build=_icarl,
     ),
     "der": MethodSpec(
@@ -227,14 +376,14 @@ METHODS: dict[str, MethodSpec] = {
             "alpha": (float, 0.1, "Logit-distillation weight (Avalanche default)"),
             "beta": (float, 0.5, "Label-replay weight (Avalanche default; 0 gives DER)"),
         },
-        uses_buffer=True,
+        memory=_storage_memory,
     ),
     "er_ace": MethodSpec(
         "ER_ACE",
         "[Avalanche] ER-ACE (Caccia 2022): asymmetric cross-entropy replay",
         {"mem_size": _MEM, "batch_size_mem": (int, 10, "Memory batch (Avalanche default)")},
         settings=CLASS_ONLY,
-        uses_buffer=True,
+        memory=_storage_memory,
     ),
     "mir": MethodSpec(
         "MIR",
@@ -244,9 +393,26 @@ METHODS: dict[str, MethodSpec] = {
             "subsample": (int, 50, "Candidates scored per update (required in Avalanche)"),
             "batch_size_mem": (int, 10, "Retrieved samples per update (Avalanche default: 1)"),
         },
-        uses_buffer=True,
+        memory=_storage_memory,
     ),
 }
+
+
+def build_avalanche(
+    spec: MethodSpec, model: nn.Module, common: dict[str, Any], params: dict[str, Any]
+) -> Any:
+    """Avalanche's strategy object for ``spec``: template arguments ``common`` (optimizer, batch
+    sizes, device, evaluator, ...) and the method's own config values ``params``."""
+    import avalanche.training as avl_training
+
+    common = dict(common)
+    if spec.avalanche_class != "ICaRL":  # iCaRL brings its own BCE criterion
+        common.setdefault("criterion", nn.CrossEntropyLoss())
+    cls = getattr(avl_training, spec.avalanche_class)
+    kwargs = {**common, **spec.fixed, **params}
+    if spec.build is not None:
+        return spec.build(cls, model, kwargs)
+    return cls(model=model, **kwargs)
 
 
 class AvalancheStrategy(Strategy):
@@ -259,17 +425,28 @@ class AvalancheStrategy(Strategy):
     # adapter cannot serialise: no checkpoints, an interrupted run starts over
     resumable: ClassVar[bool] = False
 
+    def problems_with(self, plan: ScenarioPlan) -> list[str]:
+        # a missing optional package would otherwise fail inside Avalanche mid-run (GEM: at the
+        # first QP, in the second experience): refuse before any work, naming the fix
+        for module, why in self.spec.requires.items():
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise ClbenchError(
+                    f"{self.registered_name} needs the Python package {module!r}, which is not "
+                    f"installed ({why}); install it with: pip install {module}"
+                ) from None
+        return super().problems_with(plan)
+
     def setup(self, ctx: Any) -> None:
-        import avalanche.training as avl_training
         from avalanche.training.plugins import EvaluationPlugin
 
         super().setup(ctx)
         spec = self.spec
-        kwargs = {**spec.fixed, **self.config.model_dump()}
-        kwargs.pop("fix_cpu_alias", None)
+        params = self.config.model_dump()
         if spec.avalanche_class in {"Replay", "GDumb"}:
             # Avalanche's ReplayPlugin / GDumb accept these through the plugin; keep them local
-            self._mem_batch = kwargs.pop("batch_size_mem", None)
+            self._mem_batch = params.pop("batch_size_mem", None)
         model = self.model
         if ctx.plan.setting == "task":
             model = _task_masked(self.model, ctx.data)
@@ -282,15 +459,9 @@ class AvalancheStrategy(Strategy):
             "evaluator": EvaluationPlugin(loggers=[]),
             "eval_every": -1,
         }
-        if spec.avalanche_class != "ICaRL":
-            common["criterion"] = nn.CrossEntropyLoss()
-        cls = getattr(avl_training, spec.avalanche_class)
-        if spec.build is not None:
-            self.avl = spec.build(cls, model, {**common, **kwargs})
-        else:
-            self.avl = cls(model=model, **common, **kwargs)
-        if spec.patch is not None:
-            spec.patch(self.avl, self.config)
+        self.avl = build_avalanche(spec, model, common, params)
+        if spec.memory is not None:
+            self.buffer = AvalancheMemory(self.avl, spec.memory)
         self._memory: tuple[torch.Tensor, ...] | None = None
         self._loader_iter: Any = None
 
@@ -369,7 +540,9 @@ class AvalancheStrategy(Strategy):
         finally:
             if self.spec.mode == "loader":
                 s.dataloader = loader
-        return s.loss.detach()
+        # Avalanche's loss starts as torch.zeros(1) (`_make_empty_loss`): shape [1], where every
+        # clbench strategy returns a scalar (train_loss.parquet would get one-element lists)
+        return s.loss.detach().reshape(())
 
     def _with_memory(self, mbatch: list[torch.Tensor]) -> list[torch.Tensor]:
         assert self._memory is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ def make_image_dataset(
         mean=(0.0,),
         std=(1.0,),
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Files clbench stages in its cache (Avalanche's torchvision layout) stay out of ~/.cache."""
+    os.environ["CLBENCH_CACHE"] = str(tmp_path_factory.mktemp("clbench-cache"))
 
 
 @pytest.fixture

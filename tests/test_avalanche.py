@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import statistics
 import struct
 import subprocess
@@ -279,16 +280,7 @@ def test_resume_is_refused(tmp_path):
         exp.strategy.load_state_dict(exp.strategy.state_dict())
 
 
-@pytest.mark.parametrize("fix", [True, False])
-def test_si_cpu_alias_workaround(tmp_path, fix):
-    """Avalanche 0.6 SI stores CPU weights as views of the live parameters: importances stay 0."""
-    exp, _ = run(tmp_path, **{"strategy.name": "avl_si", "strategy.fix_cpu_alias": fix})
-    plugin = exp.strategy.avl.plugins[0]
-    total = sum(float(v.data.abs().sum()) for v in plugin.ewc_data[1].values())
-    assert (total > 0) == fix
-
-
-def _reference_vs_adapter(name: str, seed: int = 0):
+def _reference_vs_adapter(name: str, seed: int = 0, **params):
     """Final weights after Avalanche's own ``train(exp, shuffle=False)`` loop and after the
     adapter's before_phase / observe per batch / after_phase on the same batches in order."""
     import copy
@@ -318,7 +310,7 @@ def _reference_vs_adapter(name: str, seed: int = 0):
     batch_size = 7  # leaves a partial last batch, as Avalanche's loader does
 
     cls = STRATEGIES.get(name)
-    strategy = cls(cls.Config())
+    strategy = cls(cls.Config(**params))
     data = StreamData(ds, plan, torch.device("cpu"))
     ctx = StrategyContext(
         model, data, plan, torch.device("cpu"), opt, batch_size, torch.Generator().manual_seed(0)
@@ -332,23 +324,16 @@ def _reference_vs_adapter(name: str, seed: int = 0):
             strategy.observe(data.make_batch(chunk, torch.full_like(chunk, k)))
         strategy.after_phase(k)
 
-    import avalanche.training as avl_training
+    from strategies.avalanche import build_avalanche
 
-    spec = strategy.spec
-    kwargs = {**spec.fixed, **strategy.config.model_dump()}
-    kwargs.pop("fix_cpu_alias", None)
-    ref = getattr(avl_training, spec.avalanche_class)(
-        model=ref_model,
-        optimizer=opt.build(ref_model.parameters()),
-        criterion=torch.nn.CrossEntropyLoss(),
-        train_mb_size=batch_size,
-        train_epochs=1,
-        eval_mb_size=batch_size,
-        evaluator=EvaluationPlugin(loggers=[]),
-        **kwargs,
-    )
-    if spec.patch is not None:
-        spec.patch(ref, strategy.config)
+    common = {
+        "optimizer": opt.build(ref_model.parameters()),
+        "train_mb_size": batch_size,
+        "train_epochs": 1,
+        "eval_mb_size": batch_size,
+        "evaluator": EvaluationPlugin(loggers=[]),
+    }
+    ref = build_avalanche(strategy.spec, ref_model, common, strategy.config.model_dump())
     bm = benchmark_from_datasets(
         train=[mk(x[t.train_indices], y[t.train_indices], task_labels=0) for t in plan.tasks]
     )
@@ -383,3 +368,323 @@ def test_adapter_reproduces_avalanche_training_loop(name):
     model, ref_model = _reference_vs_adapter(name)
     for (n, p), q in zip(model.named_parameters(), ref_model.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"{name}: {n} differs")
+
+
+def test_si_upstream_mode_reproduces_avalanche_synaptic_intelligence():
+    """Both SI fixes off: Avalanche's own `SynapticIntelligence` strategy, unchanged."""
+    model, ref_model = _reference_vs_adapter(
+        "avl_si", fix_cpu_alias=False, nonnegative_importance=False
+    )
+    for (n, p), q in zip(model.named_parameters(), ref_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"avl_si upstream: {n}")
+
+
+# -- behaviour: with an earlier task, no method is naive fine-tuning ---------------------------
+
+
+def _tiny(name: str, **params):
+    """A 3-task class-IL stream of 6 separable classes (10 samples each), an MLP 8-16-6 and the
+    adapter set up on them, as the engine would (SGD with momentum, batch 8)."""
+    from clbench.data.dataset import InMemoryDataset, Split
+    from clbench.data.stream import StreamData
+    from clbench.models.mlp import MLP
+    from clbench.strategy import OptimizerSettings, StrategyContext
+    from scenarios.class_incremental import ClassIncremental
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(6).repeat(10)
+    x = torch.randn(len(y), 8, generator=g) + y[:, None].float()
+    ds = InMemoryDataset("vec", Split(x, y), Split(x, y), tuple("abcdef"), (0.0,), (1.0,))
+    plan = ClassIncremental(ClassIncremental.Config(n_experiences=3, shuffle_classes=False)).build(
+        ds, 0
+    )
+    torch.manual_seed(0)
+    model = MLP(MLP.Config(hidden_sizes=[16])).build((8,), 6)
+    cls = STRATEGIES.get(name)
+    strategy = cls(cls.Config(**params))
+    data = StreamData(ds, plan, torch.device("cpu"))
+    opt = OptimizerSettings("sgd", 0.1, 0.9, 0.0)
+    generator = torch.Generator().manual_seed(0)
+    strategy.setup(StrategyContext(model, data, plan, torch.device("cpu"), opt, 8, generator))
+    return strategy, data, plan
+
+
+def _batches(data, plan, k: int):
+    idx = torch.as_tensor(plan.tasks[k].train_indices)
+    return [data.make_batch(c, torch.full_like(c, k)) for c in idx.split(8)]
+
+
+def _train(strategy, data, plan, phases: int) -> None:
+    for k in range(phases):
+        strategy.before_phase(k)
+        for batch in _batches(data, plan, k):
+            strategy.observe(batch)
+        strategy.after_phase(k)
+
+
+# methods whose update on clbench's batch must differ from plain cross-entropy's once an earlier
+# task exists: penalties (EWC, online EWC, SI, MAS), distillation (LwF), gradient projection on
+# a memory (GEM, A-GEM) and memory samples added to the loss (Replay, DER, ER-ACE, MIR)
+GRADIENT_METHODS = [
+    "avl_ewc",
+    "avl_online_ewc",
+    "avl_si",
+    "avl_lwf",
+    "avl_mas",
+    "avl_gem",
+    "avl_agem",
+    "avl_replay",
+    "avl_der",
+    "avl_er_ace",
+    "avl_mir",
+]
+# methods that train on Avalanche's own loader (their memory), not on clbench's batch
+LOADER_METHODS = ["avl_gdumb", "avl_icarl"]
+
+
+def test_every_method_has_a_behaviour_test():
+    assert sorted(GRADIENT_METHODS + LOADER_METHODS + ["avl_naive"]) == sorted(AVL)
+
+
+def _gradient_vs_naive(name: str, **params) -> float:
+    """Largest |difference| between the gradient of one update of ``name`` and cross-entropy's
+    gradient on the same batch from the same weights, a few updates into the third task.
+
+    Not the task's first update: there the weights equal the anchors θ* and LwF's old model, so
+    quadratic penalties and distillation have zero gradient by construction. Third task: MIR's
+    memory excludes the classes of the previous experience's last batch (Avalanche 0.6), so it
+    replays nothing during the second."""
+    strategy, data, plan = _tiny(name, **params)
+    _train(strategy, data, plan, 2)
+    strategy.before_phase(2)
+    *first, last = _batches(data, plan, 2)
+    for batch in first:
+        strategy.observe(batch)
+    naive = copy.deepcopy(strategy.model)
+    torch.nn.functional.cross_entropy(naive(last.x), last.y).backward()
+    loss = strategy.observe(last)  # Avalanche leaves the gradient it stepped with in .grad
+    assert loss.shape == () and torch.isfinite(loss)
+    return max(
+        float((p.grad - q.grad).abs().max())
+        for p, q in zip(strategy.model.parameters(), naive.parameters(), strict=True)
+    )
+
+
+@pytest.mark.parametrize("name", GRADIENT_METHODS)
+def test_method_changes_the_gradient_vs_naive(name):
+    """Default settings. Float noise of the comparison is ~1e-7 (LwF at a task's first update);
+    the smallest real difference is SI's (~6e-4: Avalanche clips its importances at 0.001)."""
+    assert _gradient_vs_naive(name) > 1e-5
+
+
+def test_gradient_comparison_control():
+    """The comparison itself: Avalanche's naive, and SI as upstream ships it on CPU (its penalty is
+    exactly 0, see `strategies.avalanche._si`), give cross-entropy's gradient."""
+    assert _gradient_vs_naive("avl_naive") < 1e-6
+    assert _gradient_vs_naive("avl_si", fix_cpu_alias=False, nonnegative_importance=False) < 1e-6
+
+
+@pytest.mark.parametrize("name", LOADER_METHODS)
+def test_loader_methods_train_on_earlier_classes(name):
+    """GDumb and iCaRL train on Avalanche's loader: in the third task its batches hold earlier
+    tasks' classes (GDumb: its class-balanced buffer; iCaRL: exemplars), which naive never sees."""
+    params = {"mem_size": 20} if name == "avl_gdumb" else {"memory_size": 20}
+    strategy, data, plan = _tiny(name, **params)
+    _train(strategy, data, plan, 2)
+    strategy.before_phase(2)
+    seen = set()
+    for batch in _batches(data, plan, 2):
+        strategy.observe(batch)
+        seen |= set(strategy.avl.mb_y.tolist())
+    earlier = set(plan.tasks[0].classes) | set(plan.tasks[1].classes)
+    assert seen & earlier, seen
+
+
+def test_si_run_differs_from_naive_and_stays_finite(tmp_path):
+    """The run the issue reported: SI at λ=100 is no longer naive's run, and does not diverge
+    (Avalanche's negative importances made the penalty unbounded below); upstream SI still is
+    naive's run exactly."""
+    naive, _ = run(tmp_path, **{"strategy.name": "naive"})
+    si, _ = run(tmp_path, **{"strategy.name": "avl_si", "strategy.si_lambda": 100})
+    upstream, _ = run(
+        tmp_path,
+        **{
+            "strategy.name": "avl_si",
+            "strategy.si_lambda": 100,
+            "strategy.fix_cpu_alias": False,
+            "strategy.nonnegative_importance": False,
+        },
+    )
+    losses = {k: torch.stack(e.train_losses) for k, e in [("n", naive), ("s", si), ("u", upstream)]}
+    assert torch.isfinite(losses["s"]).all()
+    assert not torch.equal(losses["n"], losses["s"])
+    torch.testing.assert_close(losses["u"], losses["n"], rtol=0, atol=1e-6)
+
+
+# -- memory: reported like clbench's buffers ---------------------------------------------------
+
+# configured memory and the samples it holds after two tasks of 20 samples (2 classes) each
+MEMORY = {
+    "avl_replay": ({"mem_size": 20}, 20),
+    "avl_der": ({"mem_size": 20}, 20),
+    "avl_er_ace": ({"mem_size": 20}, 20),
+    "avl_mir": ({"mem_size": 20}, 20),
+    "avl_gdumb": ({"mem_size": 20}, 20),
+    "avl_icarl": ({"memory_size": 20}, 20),  # 5 exemplars per class seen
+    "avl_gem": ({"patterns_per_exp": 8}, 16),  # per experience
+    "avl_agem": ({"patterns_per_exp": 8}, 16),
+}
+
+
+def test_every_memory_method_is_checked():
+    assert sorted(MEMORY) == sorted(n for n in AVL if STRATEGIES.get(n).capabilities.uses_buffer)
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY))
+def test_memory_size_and_bytes(name):
+    params, expected = MEMORY[name]
+    strategy, data, plan = _tiny(name, **params)
+    assert len(strategy.buffer) == 0 and strategy.buffer.nbytes == 0
+    _train(strategy, data, plan, 2)
+    # per sample: 8 float32 inputs, int64 target (+ int64 task label; DER: + 6 float32 logits;
+    # iCaRL keeps inputs and labels only)
+    per_sample = {"avl_der": 72, "avl_icarl": 40}.get(name, 48)
+    assert len(strategy.buffer) == expected
+    assert strategy.buffer.nbytes == expected * per_sample
+
+
+def test_memoryless_methods_expose_no_buffer():
+    strategy, _, _ = _tiny("avl_ewc")
+    assert getattr(strategy, "buffer", None) is None
+
+
+def test_run_summary_reports_memory_and_float_losses(tmp_path):
+    """Through `clbench run`'s job: the budget has the memory, train_loss.parquet float losses
+    (Avalanche's loss has shape [1]: it used to be written as one-element lists)."""
+    import json
+
+    import pandas as pd
+
+    from clbench.engine.job import run_job
+
+    config = build_config(
+        None,
+        fast_overrides(
+            tmp_path, **{"strategy.name": "avl_replay", "strategy.mem_size": 40, "train.epochs": 1}
+        ),
+    )
+    outcome = run_job(config, progress=False)
+    losses = pd.read_parquet(outcome.path / "train_loss.parquet")
+    assert losses["loss"].dtype == np.float64 and len(losses) > 0
+    budget = json.loads((outcome.path / "summary.json").read_text())["budget"]
+    # synthetic data: 16 float32 features + int64 target + int64 task label per sample
+    assert (budget["buffer_size"], budget["buffer_bytes"]) == (40, 40 * (16 * 4 + 8 + 8))
+
+
+# -- preflight: a missing QP solver is named before any work -----------------------------------
+
+
+def test_gem_without_quadprog_fails_before_training(tmp_path, monkeypatch, capsys):
+    from clbench.cli import main
+
+    monkeypatch.setitem(sys.modules, "quadprog", None)  # `import quadprog` raises ImportError
+    overrides = fast_overrides(tmp_path / "out", **{"strategy.name": "avl_gem"})
+    assert main(["run", *overrides, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'quadprog'" in err and "pip install quadprog" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing was written, nothing trained
+
+
+# -- offline Fashion-MNIST (Debian's flat, gzipped layout) --------------------------------------
+
+
+def _write_fashion(folder, gz: bool, per_class=(6, 3)):
+    from tests.test_data_sources import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n in zip(("train", "t10k"), per_class, strict=True):
+        labels = np.tile(np.arange(10), n).astype(np.uint8)
+        images = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
+        images[0], images[1] = 0, 255
+        suffix = ".gz" if gz else ""
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+
+
+def _fashion_overrides(tmp_path, root):
+    keep = ("output", "model", "train", "eval")
+    return [
+        *(o for o in fast_overrides(tmp_path) if o.startswith(keep)),
+        "data.name=avalanche",
+        "data.benchmark=SplitFMNIST",
+        f"data.kwargs={{n_experiences: 5, seed: 0, dataset_root: {root}}}",
+        "scenario.name=avalanche",
+        "strategy.name=er",
+    ]
+
+
+def test_split_fmnist_reads_debian_layout_without_download(tmp_path, monkeypatch):
+    import torchvision.datasets
+    from avalanche.benchmarks.classic import SplitFMNIST
+
+    def no_download(self):
+        if not self._check_exists():  # torchvision calls download() first; it returns if found
+            raise AssertionError("torchvision was asked to download")
+
+    debian = tmp_path / "fashion-mnist"  # as /usr/share/datasets/fashion-mnist: flat, gzipped
+    _write_fashion(debian, gz=True)
+    files = sorted(p.name for p in debian.iterdir())
+    monkeypatch.setenv("CLBENCH_CACHE", str(tmp_path / "cache"))
+    with monkeypatch.context() as patch:
+        patch.setattr(torchvision.datasets.FashionMNIST, "download", no_download)
+        prepared = prepare(build_config(None, _fashion_overrides(tmp_path / "out", debian)))
+    assert sorted(p.name for p in debian.iterdir()) == files  # nothing written next to them
+    # torchvision's layout was staged, uncompressed, in clbench's cache
+    (staged,) = (tmp_path / "cache" / "avalanche").iterdir()
+    raw = staged / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f.removesuffix(".gz") for f in files)
+    assert prepared.run_id.startswith("er-avalanche-SplitFMNIST-s0-")
+    plan = prepared.plan
+    assert plan.setting == "class" and plan.num_tasks == 5 and plan.num_outputs == 10
+
+    # identical to Avalanche's own factory reading torchvision's layout (plain files)
+    tv = tmp_path / "tv"
+    _write_fashion(tv / "FashionMNIST" / "raw", gz=False)
+    bm = SplitFMNIST(n_experiences=5, seed=0, dataset_root=str(tv))
+    assert [set(t.classes) for t in plan.tasks] == [
+        set(e.classes_in_this_experience) for e in bm.train_stream
+    ]
+    first = bm.train_stream[0].dataset.eval()
+    xs = torch.stack([first[i][0] for i in range(len(first))])
+    from clbench.data.stream import StreamData
+
+    data = StreamData(prepared.dataset, plan, torch.device("cpu"))
+    idx = torch.as_tensor(plan.tasks[0].train_indices)
+    torch.testing.assert_close(data.make_batch(idx, torch.zeros_like(idx)).x, xs, atol=1e-5, rtol=0)
+
+    exp = Experiment(prepared)  # and it trains
+    exp.run()
+    assert exp.timing.updates > 0
+
+
+def test_split_fmnist_missing_files_are_refused_naming_the_fix(tmp_path):
+    from clbench.errors import DataNotFoundError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataNotFoundError) as info:
+        prepare(build_config(None, _fashion_overrides(tmp_path / "out", empty)))
+    message = str(info.value)
+    assert "train-images-idx3-ubyte[.gz]" in message and str(empty) in message
+    assert "apt-get install dataset-fashion-mnist" in message
+
+
+def test_benchmark_arguments_it_refuses_are_a_config_error(tmp_path):
+    from clbench.errors import ConfigError
+
+    root = tmp_path / "fashion-mnist"
+    _write_fashion(root, gz=True)
+    overrides = _fashion_overrides(tmp_path / "out", root)
+    overrides = [o.replace("n_experiences: 5", "n_experiences: 3") for o in overrides]
+    with pytest.raises(ConfigError, match=r"data\.kwargs.*cannot be divided by n_experiences"):
+        prepare(build_config(None, overrides))

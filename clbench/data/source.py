@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +41,11 @@ class DataSource(ABC):
         self.config = config
         self.root = root
         self.download = download
+
+    @classmethod
+    def run_label(cls, params: Mapping[str, Any]) -> str:
+        """The data's part of a run folder's name (``params``: the config's ``data`` section)."""
+        return str(params["name"])
 
     def check_available(self) -> None:  # noqa: B027 - optional hook, default: always available
         """Raise `DataNotFoundError` if the data cannot be loaded; default: always available."""

@@ -57,10 +57,12 @@ class Prepared:
 
 
 def run_name(config: RunConfig) -> str:
-    """The run folder's name: ``output.name``, else strategy, scenario, data, seed and hash."""
+    """The run folder's name: ``output.name``, else strategy, scenario, data (its source's
+    ``run_label``: the name, or e.g. an Avalanche benchmark's), seed and hash."""
     if config.output.name:
         return config.output.name
-    names = (config.strategy["name"], config.scenario["name"], config.data["name"])
+    data = DATASETS.get(config.data["name"]).run_label(config.data)  # e.g. the benchmark
+    names = (config.strategy["name"], config.scenario["name"], data)
     return f"{'-'.join(names)}-s{config.seed}-{config_hash(config)}"
 
 

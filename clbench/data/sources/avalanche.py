@@ -9,13 +9,28 @@ map that reproduces Avalanche's normalised tensors exactly (when the values are 
 integer pixels ``u`` in 0..255 spanning the full range); otherwise as float32 as Avalanche
 produced them (mean 0, std 1: no further normalisation).
 
-Avalanche is imported only when data is loaded. Classic benchmarks download when their files
-are missing; clbench requires ``kwargs.dataset_root`` (an existing folder) and never lets them
-fall back to ``~/.avalanche``.
+Avalanche is imported only when data is loaded. clbench requires ``kwargs.dataset_root`` (an
+existing folder) and never lets a benchmark fall back to ``~/.avalanche``.
+
+MNIST-format benchmarks (SplitMNIST, PermutedMNIST, RotatedMNIST, SplitFMNIST) never download:
+their four idx files are found and checked by clbench's own `mnist` / `fashion_mnist` sources
+(plain or gzipped, flat as in Debian's ``dataset-fashion-mnist`` or in torchvision's
+``<Name>/raw``), and missing files are refused before any work, naming the files and the fix.
+Avalanche's factories read through torchvision, which downloads unless it finds the files
+uncompressed in ``<dataset_root>/<Name>/raw``. When the files are laid out otherwise, clbench
+stages that layout once in its cache (``$CLBENCH_CACHE``, default ``~/.cache/clbench``):
+decompressed copies of ``.gz`` files, links to plain ones. The factory then reads the staged
+folder; class order, seeds, transforms and permutations are all Avalanche's own code. Other
+benchmarks use Avalanche's loaders, which download into ``dataset_root`` when files are missing.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import os
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +42,14 @@ from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
 from clbench.errors import ConfigError, DataNotFoundError
 from clbench.registry import DATASETS
+
+# benchmark -> the clbench source that finds and checks its idx files
+IDX_BENCHMARKS: dict[str, str] = {
+    "SplitMNIST": "mnist",
+    "PermutedMNIST": "mnist",
+    "RotatedMNIST": "mnist",
+    "SplitFMNIST": "fashion_mnist",
+}
 
 
 @DATASETS.register("avalanche")
@@ -56,6 +79,32 @@ class AvalancheData(DataSource):
             )
         if not Path(root).expanduser().is_dir():
             raise DataNotFoundError(f"avalanche: dataset_root {root} is not a folder")
+        source = self._idx_source()
+        if source is not None and source._find() is None:
+            raise DataNotFoundError(
+                f"avalanche {self.config.benchmark}: its {source.name} files are not in "
+                f"dataset_root; expected {source._expected()}. Nothing is downloaded: put the "
+                "four idx files (plain or .gz) there"
+                + (
+                    "; on Debian: apt-get install dataset-fashion-mnist and "
+                    "dataset_root: /usr/share/datasets/fashion-mnist"
+                    if source.name == "fashion_mnist"
+                    else ""
+                )
+            )
+
+    @classmethod
+    def run_label(cls, params: Mapping[str, Any]) -> str:
+        return str(params.get("benchmark") or "avalanche")  # the benchmark, e.g. SplitFMNIST
+
+    def _idx_source(self) -> Any:
+        """clbench's source for the benchmark's idx files (None: not an MNIST-format one)."""
+        name = IDX_BENCHMARKS.get(self.config.benchmark)
+        if name is None:
+            return None
+        cls = DATASETS.get(name)
+        root = Path(self.config.kwargs["dataset_root"]).expanduser()
+        return cls(cls.Config(), root, download=False)
 
     def load(self) -> InMemoryDataset:
         import avalanche.benchmarks.classic as classic
@@ -67,7 +116,60 @@ class AvalancheData(DataSource):
             raise ConfigError("data.benchmark", cfg.benchmark, names)
         kwargs = dict(cfg.kwargs)
         kwargs["dataset_root"] = str(Path(kwargs["dataset_root"]).expanduser())
-        return benchmark_to_dataset(factory(**kwargs), name=cfg.benchmark, max_gb=cfg.max_gb)
+        idx_root = self._torchvision_layout()
+        if idx_root is not None:
+            kwargs["dataset_root"] = str(idx_root)
+        try:
+            benchmark = factory(**kwargs)
+        except (TypeError, ValueError) as exc:  # bad arguments: one line, not a traceback
+            allowed = f"arguments {cfg.benchmark} accepts ({exc})"
+            raise ConfigError("data.kwargs", cfg.kwargs, allowed) from None
+        return benchmark_to_dataset(benchmark, name=cfg.benchmark, max_gb=cfg.max_gb)
+
+    def _torchvision_layout(self) -> Path | None:
+        """A dataset_root where torchvision finds this benchmark's idx files without downloading
+        (None: not an MNIST-format benchmark). The files are parsed first, so corrupt ones are
+        refused by clbench's reader with the file named."""
+        source = self._idx_source()
+        if source is None:
+            return None
+        files = source._locate()
+        source._read(files)  # header, size and label checks
+        raw = Path(source.root) / source.folder / "raw"
+        if all(path == raw / name for name, path in files.items()):
+            return Path(source.root)  # already torchvision's layout, uncompressed
+        key = hashlib.sha256(
+            "\n".join(
+                f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files.values()
+            ).encode()
+        ).hexdigest()[:16]
+        staged = cache_root() / "avalanche" / f"{source.folder}-{key}"
+        staged_raw = staged / source.folder / "raw"
+        if not (staged / ".complete").is_file():
+            staged_raw.mkdir(parents=True, exist_ok=True)
+            for name, path in files.items():
+                _stage(path, staged_raw / name)
+            (staged / ".complete").touch()
+        return staged
+
+
+def cache_root() -> Path:
+    """Where clbench keeps files it derives from the user's data: ``$CLBENCH_CACHE`` or
+    ``~/.cache/clbench``."""
+    return Path(os.environ.get("CLBENCH_CACHE") or Path.home() / ".cache" / "clbench")
+
+
+def _stage(source: Path, target: Path) -> None:
+    """``target`` as an uncompressed copy of a ``.gz`` file, or a link to a plain one; written
+    under a temporary name and renamed, so a killed run never leaves half a file."""
+    partial = target.with_name(f".{target.name}.partial")
+    if source.suffix == ".gz":
+        with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    else:
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(source.resolve())
+    os.replace(partial, target)
 
 
 def benchmark_to_dataset(
