@@ -208,10 +208,15 @@ def build_config(path: str | Path | None = None, overrides: list[str] | None = N
     return resolve_config(apply_overrides(raw, overrides or []))
 
 
+# Sections that never change a run's results (where they are written, when checkpoints are
+# saved): left out of the run hash, and of what tells runs apart in labels (clbench.results.labels).
+HASH_EXCLUDED = frozenset({"output", "checkpoint"})
+
+
 def config_hash(config: RunConfig) -> str:
     """Hash of the resolved config (seed included) without output and checkpoint settings (which
     never change results): names the run."""
-    payload = config.model_dump(mode="json", exclude={"output", "checkpoint"})
+    payload = config.model_dump(mode="json", exclude=set(HASH_EXCLUDED))
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -367,4 +367,4 @@ def test_gtep_picks_the_best_tuning_mean_and_evaluates_it(tmp_path, capsys):
     # the report (real clbench.reporting) covers the evaluation runs only
     (row,) = csv.DictReader(io.StringIO(report.read_text()))
     assert row["n"] == "1"
-    assert float(row["final_acc.mean"]) == pytest.approx(run.summary["metrics"]["final_acc"])
+    assert float(row["final_acc_mean"]) == pytest.approx(run.summary["metrics"]["final_acc"])

@@ -1,9 +1,11 @@
-"""Reports over many run folders: mean ± std tables in Markdown, LaTeX, CSV and HTML.
+"""Reports over many run folders: tables of means and confidence intervals in Markdown, LaTeX,
+CSV and HTML.
 
 `render_report` is the entry point (`clbench report` and the sweep's leaderboard call it). The
-pieces: `frame` (run folders -> one pandas row per run), `table` (split, group, mean ± std, best,
-baseline deltas), `comparability` (which rows may be compared), `columns` (which direction is
-better per metric), `formats` (the four renderers), `command` (the CLI).
+pieces: `frame` (run folders -> one pandas row per run), `table` (split, group, statistics, best
+groups, baseline deltas), `significance` (intervals, paired/Welch t-tests, Holm), `comparability`
+(which rows, and which columns of a row, may be compared), `columns` (direction, schedule
+dependence and gap pair counts per metric), `formats` (the four renderers), `command` (the CLI).
 """
 
 from clbench.reporting.report import ReportResult, render_report

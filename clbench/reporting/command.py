@@ -1,14 +1,23 @@
-"""`clbench report`: mean ± std tables over run folders (heavy imports inside the handler)."""
+"""`clbench report`: tables of means and confidence intervals over run folders (heavy imports
+inside the handler)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from clbench.reporting.aggregate import AggregateOptions
 
 # the renderers' names (clbench.reporting.formats.RENDERERS, not imported here: it loads pandas)
 FORMAT_CHOICES = ("md", "latex", "csv", "html")
 FORMAT_BY_SUFFIX = {".md": "md", ".tex": "latex", ".csv": "csv", ".html": "html", ".htm": "html"}
+# clbench.reporting.significance.CI_METHODS (not imported here: it loads scipy)
+CI_CHOICES = ("t", "bootstrap", "none")
 
 
 class _ExtendSplitting(argparse.Action):
@@ -20,16 +29,28 @@ class _ExtendSplitting(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
+def _number(text: str) -> float:
+    """A float for argparse; the range is checked by render_report, for the API too."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}; allowed: a number between 0 and 1 (not 0 or 1)"
+        ) from None
+
+
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``clbench report``."""
     report = sub.add_parser(
         "report",
-        help="mean ± std tables over run folders (Markdown, LaTeX, CSV, HTML)",
+        help="mean [95% CI] tables over run folders (Markdown, LaTeX, CSV, HTML)",
         description="Load finished run folders under RESULTS and print one row per setting: "
-        "mean ± std over seeds and n, the best value per column in bold, rows that are not "
-        "comparable (other data, scenario, evaluation protocol, metric options or epochs) "
-        "flagged with a footnote. Runs tagged tags.phase (GTEP tuning/evaluation) get one table "
-        "per phase. Put RESULTS before options that take several values.",
+        "the mean and its 95% confidence interval over seeds and n; in bold, every row not "
+        "significantly worse than the best (paired or Welch t-test, Holm-corrected); rows or "
+        "cells that are not comparable (other data, scenario, evaluation protocol, metric "
+        "options or epochs) flagged with a footnote. Runs tagged tags.phase (GTEP "
+        "tuning/evaluation) get one table per phase. Put RESULTS before options that take "
+        "several values.",
     )
     report.add_argument("results", nargs="+", metavar="RESULTS", help="run or results folders")
     report.add_argument(
@@ -53,8 +74,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         action=_ExtendSplitting,
         metavar="M",
-        help="metric and budget columns, e.g. final_acc forgetting train_time_s; 'all' for "
-        "every one (default: final_acc aia forgetting min_acc wc_acc wf_10 gap_depth_mean "
+        help="metric and budget columns, e.g. final_acc forgetting train_time_s, or a "
+        "strategy's own numbers, e.g. strategy_report.train_macs.total; 'all' for every metric "
+        "and budget column (default: final_acc aia forgetting min_acc wc_acc wf_10 gap_depth_mean "
         "updates train_time_s eval_time_s buffer_size params_trainable)",
     )
     report.add_argument(
@@ -75,6 +97,19 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "e.g. strategy.name=naive",
     )
     report.add_argument(
+        "--ci",
+        metavar="{" + ",".join(CI_CHOICES) + "}",  # checked by render_report: one message style
+        help="interval shown with each mean and delta: t (Student t, default), bootstrap "
+        "(BCa, scipy.stats.bootstrap; needs ~10+ runs per row to be trusted) or none (mean ± std)",
+    )
+    report.add_argument(
+        "--confidence",
+        type=_number,
+        metavar="C",
+        help="confidence of the intervals, strictly between 0 and 1 (default 0.95); tests mark "
+        "best at alpha = 1 - C",
+    )
+    report.add_argument(
         "--include-partial",
         action="store_true",
         help="also count unfinished runs (their config; they have no metrics yet)",
@@ -82,13 +117,69 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--strict", action="store_true", help="a corrupted run folder is an error (exit 2)"
     )
+    aggregate = report.add_argument_group(
+        "aggregate over scenarios",
+        "IQM per method and P(row > column) per pair, with stratified-bootstrap 95% CIs "
+        "(Agarwal et al., NeurIPS 2021); every method needs runs on every scenario",
+    )
+    aggregate.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="instead of tables: per method (--group-by, default: strategy and the varying "
+        "hyperparameters) the interquartile mean of each of --metrics (default: final_acc "
+        "min_acc) over all runs of all scenarios, and P(row > column) averaged over scenarios",
+    )
+    aggregate.add_argument(
+        "--aggregate-by",
+        nargs="+",
+        action=_ExtendSplitting,
+        metavar="KEY",
+        help="keys that tell scenarios apart, e.g. data.name scenario.name (default: the data, "
+        "scenario, eval, metrics and train.epochs keys that vary between runs)",
+    )
+    aggregate.add_argument(
+        "--bootstrap-reps",
+        type=int,
+        metavar="N",
+        help="bootstrap resamples per interval (default: 2000)",
+    )
+    aggregate.add_argument(
+        "--bootstrap-seed",
+        "--seed",
+        dest="bootstrap_seed",
+        type=int,
+        metavar="S",
+        help="seed of the bootstrap resamples: the same seed, the same intervals (default: 0)",
+    )
     report.set_defaults(handler=_cmd_report)
+
+
+def _aggregate_options(args: argparse.Namespace) -> AggregateOptions | None:
+    """`AggregateOptions` with --aggregate, else None (its options alone are an error)."""
+    given = {
+        "--aggregate-by": args.aggregate_by,
+        "--bootstrap-reps": args.bootstrap_reps,
+        "--bootstrap-seed": args.bootstrap_seed,
+    }
+    if not args.aggregate:
+        for option, value in given.items():
+            if value is not None:
+                raise ConfigError(option, value, "only with --aggregate")
+        return None
+    from clbench.reporting.aggregate import AggregateOptions
+
+    chosen = {"reps": args.bootstrap_reps, "seed": args.bootstrap_seed}  # else its defaults
+    return AggregateOptions(
+        scenario_keys=tuple(args.aggregate_by) if args.aggregate_by else None,
+        **{k: v for k, v in chosen.items() if v is not None},
+    )
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from clbench.reporting import render_report
     from clbench.results.run_dir import write_text
 
+    aggregate = _aggregate_options(args)
     out = Path(args.out) if args.out else None
     fmt = args.format or (FORMAT_BY_SUFFIX.get(out.suffix.lower(), "md") if out else "md")
     result = render_report(
@@ -101,6 +192,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         include_partial=args.include_partial,
         strict=args.strict,
         sort_by=args.sort,
+        ci=args.ci,
+        confidence=args.confidence,
+        aggregate=aggregate,
     )
     if result.skipped:
         print(f"clbench report: {result.skipped}", file=sys.stderr)
@@ -108,6 +202,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(result.text)
         return 0
     write_text(out, result.text)
+    if aggregate is not None:
+        methods = sum(len(a.methods) for a in result.aggregates)
+        print(
+            f"{out}: {fmt}, {len(result.aggregates)} aggregate(s) of {methods} method(s) "
+            f"from {len(result.runs.frame)} run(s)",
+            file=sys.stderr,
+        )
+        return 0
     rows = sum(len(table.rows) for table in result.tables)
     print(
         f"{out}: {fmt}, {len(result.tables)} table(s), {rows} row(s) "

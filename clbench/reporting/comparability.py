@@ -10,6 +10,12 @@ Each comparability key is checked against a reference value: the baseline row's 
 otherwise the value most runs of the table share (ties: the first row's). A row whose runs have
 another value, or a mix of values, is not comparable: it gets a footnote naming the setting and is
 left out of best-value marking.
+
+The evaluation *schedule* (`SCHEDULE_KEYS`: how often and on which subset the continual curve is
+evaluated) is the one exception made per column: it changes only the continual-curve columns
+(`clbench.reporting.columns.schedule_dependent`), so a row evaluated on another schedule stays
+comparable on the boundary metrics (final_acc, forgetting, ...). Every other difference, metric
+options included, makes the whole row incomparable.
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ from clbench.results.labels import value_text
 COMPARABLE_SECTIONS = ("data", "scenario", "eval", "metrics")
 COMPARABLE_KEYS = ("train.epochs",)
 NO_EFFECT_ON_NUMBERS = ("data.root", "data.download", "eval.batch_size")
+# When the continual curve is evaluated and on what (clbench.engine.runner: `eval.every` of the
+# `eval.counter`, pre-update points; clbench.engine.evaluator: the fixed subsets). The full test
+# sets at phase ends and training itself do not depend on them. `eval.boundary_full_eval` and
+# `eval.track_forward` decide whether boundary metrics exist at all, so they stay whole-row.
+SCHEDULE_KEYS = (
+    "eval.every",
+    "eval.counter",
+    "eval.subset_size",
+    "eval.subset_sampling",
+    "eval.preupdate_every_task",
+)
 
 
 def is_comparability_key(key: str) -> bool:
@@ -40,6 +57,11 @@ class Difference:
     key: str
     values: tuple[Any, ...]
     reference: Any
+
+    @property
+    def schedule(self) -> bool:
+        """A difference of evaluation schedule only (incomparable on schedule-dependent columns)."""
+        return self.key in SCHEDULE_KEYS
 
     def describe(self, reference_name: str) -> str:
         """``eval.every=5 (most runs: 1)``; ``mixes eval.every=1 / 5 (baseline: 1)``."""

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from clbench.errors import ClbenchError, ConfigError
 
 if TYPE_CHECKING:
+    from clbench.reporting.aggregate import Aggregate, AggregateOptions
     from clbench.reporting.columns import ColumnSpec
     from clbench.reporting.frame import RunFrame
+    from clbench.reporting.significance import CiMethod
     from clbench.reporting.table import Table
 
 ALL_METRICS = "all"
@@ -30,6 +32,7 @@ class ReportResult:
     skipped: str | None  # what was left out and why (LoadedRuns.describe_skipped), or None
     tables: list[Table]
     runs: RunFrame  # the per-run frame the tables were built from (``runs.frame``)
+    aggregates: list[Aggregate] = field(default_factory=list)  # with ``aggregate``, not tables
 
 
 def render_report(
@@ -43,15 +46,23 @@ def render_report(
     strict: bool = False,
     split_by: Sequence[str] = (),
     sort_by: str | None = None,
+    ci: str | None = None,
+    confidence: float | None = None,
+    aggregate: AggregateOptions | None = None,
 ) -> ReportResult:
-    """Load the run folders under ``paths`` and render mean ± std tables in ``fmt``.
+    """Load the run folders under ``paths`` and render tables in ``fmt``.
+
+    Cells are the mean with a ``confidence`` (default 0.95) interval of the mean, ``ci``: ``t``
+    (Student t, the default), ``bootstrap`` (BCa) or ``none`` (mean ± std instead); bold marks
+    the rows not significantly worse than the best (tests at α = 1 - confidence).
 
     ``group_by``: row keys (default: the config keys that vary, so seeds of a setting form a row);
     ``split_by``: keys that get a table each (runs tagged ``tags.phase`` are always split by it);
     ``metrics``: metric and budget columns (default `DEFAULT_COLUMNS`, ``["all"]``: every one);
     ``baseline``: a row label or ``KEY=VALUE`` for ablation deltas; ``strict``: a corrupted run
     folder is an error instead of being skipped; ``sort_by``: a column (among ``metrics``) that
-    orders the rows best first, as a leaderboard.
+    orders the rows best first, as a leaderboard; ``aggregate``: instead of tables, IQM and
+    P(X > Y) over scenarios with stratified-bootstrap intervals (`clbench.reporting.aggregate`).
     """
     from clbench.reporting.baseline import BaselineSpec
     from clbench.reporting.formats import RENDERERS
@@ -63,6 +74,7 @@ def render_report(
         paths = [paths]
     if fmt not in RENDERERS:
         raise ConfigError("--format", fmt, RENDERERS)
+    ci_method, level = _check_ci(ci, confidence, aggregate is not None)
     if not paths:
         raise ConfigError("results", [], "at least one run folder or results folder")
     loaded = load_runs(paths, include_partial=include_partial)
@@ -81,7 +93,12 @@ def render_report(
     for option, keys in (("--group-by", group_by or ()), ("--split-by", split_by)):
         for key in keys:
             _check_key(option, key, runs.key_columns)
-    columns = _select_columns(metrics, runs.value_columns)
+    if aggregate is not None:
+        for option, value in (("--baseline", baseline), ("--sort", sort_by)):
+            if value is not None:  # table options: silently ignoring them would mislead
+                raise ConfigError(option, value, "nothing with --aggregate (tables only)")
+        return _render_aggregate(runs, skipped, aggregate, group_by, split_by, metrics, fmt)
+    columns = _select_columns(metrics, runs)
     sort_column = None
     if sort_by is not None:
         sort_column = next((c for c in columns if c.name == sort_by), None)
@@ -94,8 +111,30 @@ def render_report(
         split_by=list(split_by),
         baseline=BaselineSpec(baseline) if baseline else None,
         sort_by=sort_column,
+        ci=ci_method,
+        confidence=level,
     )
     return ReportResult(RENDERERS[fmt](tables), skipped, tables, runs)
+
+
+def _render_aggregate(
+    runs: RunFrame,
+    skipped: str | None,
+    options: AggregateOptions,
+    group_by: Sequence[str] | None,
+    split_by: Sequence[str],
+    metrics: Sequence[str] | None,
+    fmt: str,
+) -> ReportResult:
+    from clbench.reporting.aggregate import AGGREGATE_RENDERERS, build_aggregates, select_metrics
+
+    for key in options.scenario_keys or ():
+        _check_key("--aggregate-by", key, runs.key_columns)
+    columns = select_metrics(metrics, runs.value_columns)
+    aggregates = build_aggregates(
+        runs, columns, options, group_by=list(group_by) if group_by else None, split_by=split_by
+    )
+    return ReportResult(AGGREGATE_RENDERERS[fmt](aggregates), skipped, [], runs, aggregates)
 
 
 def _check_key(option: str, key: str, known: Sequence[str]) -> None:
@@ -106,16 +145,41 @@ def _check_key(option: str, key: str, known: Sequence[str]) -> None:
     raise ConfigError(option, key, f"a config key, tags.<name> or seed of the runs; {hint}")
 
 
-def _select_columns(metrics: Sequence[str] | None, available: Sequence[str]) -> list[ColumnSpec]:
+def _check_ci(ci: str | None, confidence: float | None, aggregate: bool) -> tuple[CiMethod, float]:
+    """The interval method and confidence, validated (None: the defaults)."""
+    from clbench.reporting.significance import CI_METHODS, DEFAULT_CI, DEFAULT_CONFIDENCE
+
+    if aggregate:
+        for option, value in (("--ci", ci), ("--confidence", confidence)):
+            if value is not None:  # the aggregate has its own bootstrap intervals
+                raise ConfigError(option, value, "nothing with --aggregate (tables only)")
+    if ci is not None and ci not in CI_METHODS:
+        raise ConfigError("--ci", ci, CI_METHODS)
+    level = DEFAULT_CONFIDENCE if confidence is None else confidence
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise ConfigError("--confidence", confidence, "a number between 0 and 1 (not 0 or 1)")
+    return cast("CiMethod", ci or DEFAULT_CI), float(level)
+
+
+def _select_columns(metrics: Sequence[str] | None, runs: RunFrame) -> list[ColumnSpec]:
+    """The columns asked for: defaults, ``all`` (metrics and budget) or names, which may also
+    be strategy-report facts (``strategy_report.<key>``, only when named)."""
     from clbench.reporting.columns import DEFAULT_COLUMNS, column_spec
 
+    available = runs.value_columns
     if not metrics:
         names = [m for m in DEFAULT_COLUMNS if m in available]
     elif list(metrics) == [ALL_METRICS]:
         names = list(available)
     else:
+        known = [*available, *runs.strategy_columns]
         for name in metrics:
-            if name not in available:
-                raise ConfigError("--metrics", name, [*available, ALL_METRICS])
+            if name not in known:
+                raise ConfigError("--metrics", name, [*known, ALL_METRICS])
         names = list(dict.fromkeys(metrics))
-    return [column_spec(name) for name in names]
+    return [column_spec(name, integral=_integral(runs, name)) for name in names]
+
+
+def _integral(runs: RunFrame, name: str) -> bool:
+    values = runs.frame[name].dropna()
+    return bool(len(values)) and bool((values == values.round()).all())

@@ -3,13 +3,22 @@ groups with the same names. Reports (table rows) and figures (legends, panel tit
 
 ``er / digits (buffer_size=200)`` next to ``er / digits (buffer_size=50)`` and plain ``naive``:
 a key that differs only because another strategy lacks it (naive has no buffer_size) is noise,
-and a strategy run in one setting needs no settings at all.
+and a strategy run in one setting needs no settings at all. Nor is a setting the run hash leaves
+out (`clbench.config.HASH_EXCLUDED`: output, checkpointing): it never changes results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from clbench.config import HASH_EXCLUDED
+
+
+def distinguishes_results(key: str) -> bool:
+    """Whether a flat config key can tell two runs' results apart: False for the sections the run
+    hash excludes (``checkpoint.every``, ``output.root``), whose values never change a number."""
+    return key.split(".", 1)[0] not in HASH_EXCLUDED
 
 
 def value_text(value: Any) -> str:
@@ -51,8 +60,11 @@ def setting_labels(
     settings: Sequence[Mapping[str, Any]], keys: Sequence[str], show_all: bool = False
 ) -> list[str]:
     """One label per setting (its values of ``keys``); ``show_all`` names every key (the user
-    chose them), else only what differs within groups of equal names. An empty label means the
-    keys say nothing (the caller names the setting otherwise)."""
+    chose them), else only what differs within groups of equal names and can change results
+    (`distinguishes_results`). An empty label means the keys say nothing (the caller names the
+    setting otherwise)."""
+    if not show_all:
+        keys = [k for k in keys if distinguishes_results(k)]
     names = [k for k in keys if k.endswith(".name")]
     others = [k for k in keys if k not in names]
     same_names: dict[tuple[str, ...], list[int]] = {}
