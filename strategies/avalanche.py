@@ -11,7 +11,7 @@ How an Avalanche strategy is made to do exactly one update per clbench `observe`
 - ``setup``: the Avalanche strategy object is built once, on clbench's model and optimizer
   (``ctx.optimizer``), ``train_mb_size`` = clbench's batch size, ``train_epochs=1``,
   ``eval_every=-1`` and an `EvaluationPlugin` without metrics or loggers (clbench's continual
-  evaluator does all evaluation on pre-loaded tensors; continual-evaluation spec §7.4).
+  evaluator does all evaluation on pre-loaded tensors).
 - ``before_phase(k)``: the phase's samples (as clbench forms them: normalised, transformed,
   targets mapped) become an Avalanche tensor dataset and a `DatasetExperience` (with the
   ``classes_in_this_experience`` / ``benchmark`` facts some plugins read); then the template's

@@ -1,7 +1,7 @@
 """Windows measured in updates or in evaluations: WF^w, WP^w and LCA_β (``window_unit``).
 
 Hand-computed record sets and property tests against literal replays of the windows; builders
-and the spec replays from tests/test_metrics.py.
+and the toy examples from tests/test_metrics.py.
 """
 
 from __future__ import annotations
