@@ -21,7 +21,7 @@ from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, l
 from clbench.engine.memory import peak_memory, reset_peak_memory
 from clbench.engine.runner import Experiment, RunDiverged, RunInterrupted, prepare
 from clbench.errors import ConfigError
-from clbench.metrics import compute_metrics
+from clbench.metrics import chance_levels, compute_metrics
 from clbench.progress import ProgressBar
 from clbench.results.manifest import build_manifest
 from clbench.results.run_dir import FINISHED, RunDir, write_json, write_parquet, write_text
@@ -185,7 +185,8 @@ def _summary(
 ) -> dict[str, Any]:
     cfg = experiment.prepared.config
     timing = experiment.timing
-    metrics = compute_metrics(records, cfg.metrics)
+    # the plan knows each task's chance level; gap metrics exclude pairs already at chance
+    metrics = compute_metrics(records, cfg.metrics, chance_levels(experiment.prepared.plan))
     params = list(experiment.model.parameters())
     buffer = getattr(experiment.strategy, "buffer", None)
     return {
