@@ -38,3 +38,17 @@ def test_plot_legends_use_the_same_rule():
     slow = {"strategy": {"name": "er"}, "checkpoint": {"every": 100}, "train": {"lr": 0.01}}
     fast = {"strategy": {"name": "er"}, "checkpoint": {"every": 500}, "train": {"lr": 0.1}}
     assert plot_labels([slow, fast]) == ["train.lr=0.01", "train.lr=0.1"]
+
+
+def test_plots_group_runs_that_differ_only_in_checkpoint_settings(tmp_path):
+    from clbench.plotting.settings import group_settings
+    from clbench.results.reader import RunFolder
+    from tests.test_report import write_run
+
+    paths = [
+        write_run(tmp_path, "a", seed=0, config={"checkpoint": {"every": 500}}),
+        write_run(tmp_path, "b", seed=1, config={"checkpoint": {"every": 100}}),
+        write_run(tmp_path, "c", seed=0, strategy="naive"),
+    ]
+    settings = group_settings([RunFolder(p) for p in paths])
+    assert [(s.label, s.seeds) for s in settings] == [("er", 2), ("naive", 1)]

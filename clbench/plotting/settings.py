@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clbench.errors import ConfigError
-from clbench.results.labels import label_key_order
+from clbench.results.labels import distinguishes_results, label_key_order
 from clbench.results.labels import setting_labels as labels_of
 from clbench.results.reader import RunFolder, flat_config, identifying_config, varying_keys
 
@@ -40,7 +40,17 @@ def group_settings(runs: Sequence[RunFolder], group_by: Sequence[str] = ()) -> l
         check_group_keys(runs, group_by)
         keys = [_group_key(run, group_by) for run in runs]
     else:
-        keys = [tuple(sorted(identifying_config(run.config).items())) for run in runs]
+        # runs that differ only where results cannot (checkpoint settings) share a setting
+        keys = [
+            tuple(
+                sorted(
+                    (k, v)
+                    for k, v in identifying_config(run.config).items()
+                    if distinguishes_results(k)
+                )
+            )
+            for run in runs
+        ]
     groups: dict[tuple[Any, ...], list[RunFolder]] = {}
     for key, run in zip(keys, runs, strict=True):
         groups.setdefault(key, []).append(run)
