@@ -168,15 +168,36 @@ def _steps_for(unit: WindowUnit, steps: np.ndarray) -> np.ndarray | None:
     return steps if unit == "updates" else None
 
 
+def _scored_tasks(
+    ra: RecordArrays, w: int, unit: WindowUnit
+) -> dict[int, tuple[np.ndarray | None, np.ndarray]]:
+    """The tasks a window of w can score, with their window positions and accuracies.
+
+    In the update unit a task evaluated less often than the window can see (no two consecutive
+    evaluations less than w updates apart, and sparser than one per update; e.g. WF^10 under
+    ``eval.every=25``) has no pair to score: its value is undefined, not 0, so a sparse schedule
+    never reads as "no forgetting". Otherwise the official code's convention stands: a window that
+    holds no pair contributes 0 (a task evaluated once, or w = 1), in either unit, so both units
+    agree whenever there is an evaluation after every update.
+    """
+    out = {}
+    for t, (steps, a) in _task_sequences(ra).items():
+        pos = _steps_for(unit, steps)
+        if pos is not None and pos.size > 1:
+            spacing = int(np.diff(pos).min())
+            if spacing >= w and spacing > 1:
+                continue
+        out[t] = (pos, a)
+    return out
+
+
 def windowed_forgetting_per_task(
     records: pd.DataFrame | RecordArrays, w: int, unit: WindowUnit = "updates"
 ) -> dict[int, float]:
-    """``{task: F_i^w}`` for every evaluated task; ``unit`` of w: updates or evaluations."""
+    """``{task: F_i^w}`` for every task a window can score; ``unit`` of w: updates or
+    evaluations."""
     ra = record_arrays(records)
-    return {
-        t: max_window_decrease(a, w, _steps_for(unit, s))
-        for t, (s, a) in _task_sequences(ra).items()
-    }
+    return {t: max_window_decrease(a, w, pos) for t, (pos, a) in _scored_tasks(ra, w, unit).items()}
 
 
 def windowed_plasticity_per_task(
@@ -185,11 +206,12 @@ def windowed_plasticity_per_task(
     mode: WpMode = "exact",
     unit: WindowUnit = "updates",
 ) -> dict[int, float]:
-    """``{task: P_i^w}`` for every evaluated task; ``unit`` of w: updates or evaluations."""
+    """``{task: P_i^w}`` for every task a window can score; ``unit`` of w: updates or
+    evaluations."""
     ra = record_arrays(records)
     return {
-        t: max_window_increase(a, w, mode, _steps_for(unit, s))
-        for t, (s, a) in _task_sequences(ra).items()
+        t: max_window_increase(a, w, mode, pos)
+        for t, (pos, a) in _scored_tasks(ra, w, unit).items()
     }
 
 
@@ -200,7 +222,8 @@ def windowed_forgetting(
     unit: WindowUnit = "updates",
 ) -> float | None:
     """WF^w: mean of F_i^w over all evaluated tasks (``all``, official) or over all but the last
-    phase's current task (``previous``). ``None`` if no task qualifies."""
+    phase's current task (``previous``). ``None`` if no task qualifies or none has a pair of
+    evaluations inside a window (update unit)."""
     if wf_tasks not in ("all", "previous"):
         raise ValueError(f"wf_tasks: got {wf_tasks!r}; allowed: all, previous")
     ra = record_arrays(records)
@@ -217,6 +240,6 @@ def windowed_plasticity(
     wp_mode: WpMode = "exact",
     unit: WindowUnit = "updates",
 ) -> float | None:
-    """WP^w: mean of P_i^w over all evaluated tasks. ``None`` without evaluations."""
+    """WP^w: mean of P_i^w over the tasks a window can score. ``None`` if there is none."""
     per_task = windowed_plasticity_per_task(records, w, wp_mode, unit)
     return float(np.mean(list(per_task.values()))) if per_task else None

@@ -169,7 +169,9 @@ def _stat_text(stat: Stat, spec: ColumnSpec, row_n: int, style: Style, ci: str) 
     if stat.mean is None:
         return style.missing
     text = style.number(_number(stat.mean, spec))
-    if ci == "none":
+    if spec.is_count and spec.direction is None:
+        pass  # a configured amount (updates, memory slots, parameters): its spread is no finding
+    elif ci == "none":
         if stat.std is not None:
             text += style.pm + style.number(_number(stat.std, spec))
     elif stat.ci_low is not None and stat.ci_high is not None:
