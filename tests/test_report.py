@@ -855,7 +855,7 @@ def test_strategy_report_facts_are_columns_when_named(tmp_path):
     )
     names = ["final_acc", "strategy_report.train_macs.total", "strategy_report.statistics_bytes"]
     text = render_report([tmp_path], metrics=names).text
-    assert "| fpf | 2 | 0.500 [0.500, 0.500] | 1,500 | – |" in text  # not bold, a count: no interval
+    assert "| fpf | 2 | 0.500 [0.500, 0.500] | 1,500 | – |" in text  # a count: no interval
     assert "| slca | 1 | 0.500 | – | 123,456,789 |" in text  # a run without the fact: undefined
     rows = csv_rows(render_report([tmp_path], metrics=names, fmt="csv").text)
     assert rows.loc["fpf", "strategy_report.train_macs.total_mean"] == 1500

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from clbench.engine.checkpoint import (
     save_checkpoint,
 )
 from clbench.engine.job import run_job
-from clbench.engine.runner import Experiment, prepare
+from clbench.engine.runner import Experiment, RunInterrupted, prepare
 from clbench.registry import STRATEGIES
 from clbench.results.reader import RunFolder
 from tests.conftest import fast_overrides
@@ -97,6 +98,8 @@ def strategy_overrides(tmp_path: Path, strategy: str, backbone: Path) -> list[st
                 )
             )
         ]
+    if strategy == "view_batch":
+        extra["strategy.ssl_start_epoch"] = 0  # its KL term reads the epoch from its batches
     return fast_overrides(tmp_path, **extra)
 
 
@@ -126,6 +129,57 @@ def test_resume_from_any_checkpoint_is_bit_identical(tmp_path, strategy, backbon
             assert torch.equal(a, b), f"{strategy}: parameters differ after resuming at {position}"
 
 
+def interrupted_at(steps: set[int]) -> tuple[Callable[[int], None], Callable[[], str | None]]:
+    """`on_update` and `should_stop` for `Experiment.run` that ask to stop after those updates
+    (as a SIGTERM does)."""
+    now = [0]
+
+    def on_update(step: int) -> None:
+        now[0] = step
+
+    return on_update, lambda: "SIGTERM" if now[0] in steps else None
+
+
+@pytest.mark.parametrize("every", [0, 5])
+@pytest.mark.parametrize("strategy", RESUMABLE)
+def test_repeated_interruptions_in_one_phase_resume_exactly(tmp_path, strategy, every, backbone):
+    """Stop (as on SIGTERM) twice inside one phase, once more in another, resuming from the file
+    each time: with `checkpoint.every=0` too, the phase start must travel in every checkpoint
+    taken inside a phase, resumed phases included (issue 16: it was None, then a TypeError)."""
+    overrides = [*strategy_overrides(tmp_path, strategy, backbone), f"checkpoint.every={every}"]
+    config = build_config(None, overrides)
+    reference = Experiment(prepare(config))
+    reference.run()
+    records, params = state_fingerprint(reference)
+    ends = reference.timing.phase_end_steps
+    assert len(ends) >= 2 and ends[1] - ends[0] >= 4, "phase 1 must offer several stops"
+    # early and late in phase 1 (the second one inside a resumed phase), mid phase 0, and at
+    # the last update of a later phase (a checkpoint whose epoch is used up)
+    stops = sorted({ends[0] + 1, ends[1] - 2, max(1, ends[0] // 2), ends[-1] - 1})
+    path = tmp_path / CHECKPOINT_FILE
+    seen: list[Position] = []
+    for _ in range(len(stops) + 1):
+        exp = Experiment(prepare(config))
+        if seen:
+            exp.restore(*load_checkpoint(path))
+            exp.total_updates()  # as `run_job` does (for the progress bar): must not disturb it
+        on_update, should_stop = interrupted_at(set(stops))
+        try:
+            exp.run(on_update, Checkpointer(path, every, True), should_stop)
+        except RunInterrupted as stop:
+            assert stop.checkpointed and stop.position.in_phase
+            seen.append(stop.position)
+            stops.remove(stop.position.step)
+            continue
+        break
+    assert not stops, f"not stopped at {stops}"
+    got_records, got_params = state_fingerprint(exp)
+    pd.testing.assert_frame_equal(got_records, records)
+    for a, b in zip(got_params, params, strict=True):
+        assert torch.equal(a, b), f"{strategy}: parameters differ after stops at {seen}"
+    assert [p.phase for p in seen].count(1) >= 2
+
+
 def test_checkpoint_of_another_config_is_refused(tmp_path):
     config = build_config(None, fast_overrides(tmp_path))
     exp = Experiment(prepare(config))
@@ -140,13 +194,19 @@ def test_corrupted_checkpoint_names_the_file_and_writes_nothing(tmp_path, capsys
     overrides = fast_overrides(tmp_path, **{"train.epochs": 1})
     assert main(["run", "--quiet", *overrides, "checkpoint.keep=true"]) == 0
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    # make it look interrupted (a summary would mark it finished, and it would be returned)
     (run_dir / "status.json").write_text('{"status": "interrupted"}')
+    (run_dir / "summary.json").unlink()
     ckpt = run_dir / CHECKPOINT_FILE
     ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated
-    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+
+    def stamps() -> dict[str, int]:  # the lock file is the exception: it records each holder
+        return {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.name != ".lock"}
+
+    before = stamps()
     assert main(["run", "--quiet", *overrides]) == 2
     assert str(ckpt) in capsys.readouterr().err
-    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+    assert stamps() == before
 
 
 def test_finished_run_drops_its_checkpoint_unless_kept(tmp_path):

@@ -6,12 +6,20 @@ before that phase's ``before_phase``). Resuming inside a phase restores ``phase_
 ``before_phase`` and the data order up to the saved position, then restores ``current``: so a
 strategy's phase set-up (fresh optimizer, regularisation targets, heads) is rebuilt by its own
 code rather than serialised, and a resumed run makes the same updates as an uninterrupted one.
+A checkpoint taken inside a phase always holds ``phase_start`` (also one saved on a signal with
+``checkpoint.every=0``, and one saved inside a phase that was itself resumed).
+
+The file is one header line, ``CLBENCH-CHECKPOINT <format> sha256=<hex> bytes=<n>``, then the
+``torch.save`` payload: loading checks the digest before unpickling (``weights_only``), and
+`check_checkpoint` checks the structure, so a damaged or crafted file is refused by name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +29,11 @@ from clbench.errors import CorruptedResultError
 from clbench.results.run_dir import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_HEADER = re.compile(rb"CLBENCH-CHECKPOINT (\d+) sha256=([0-9a-f]{64}) bytes=(\d+)\n")
+_MAX_HEADER = 128
+# what each state half (`Experiment.state_dict`) must hold
+STATE_KEYS = ("model", "strategy", "records", "rng", "timing", "train_losses")
 
 
 @dataclass(frozen=True)
@@ -72,27 +84,79 @@ def make_checkpoint(
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
-    """Serialise in memory, then write atomically: a kill mid-write leaves the old file intact."""
+    """Serialise in memory, then write header and payload atomically: a kill mid-write leaves the
+    old file intact."""
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write(path, lambda p: p.write_bytes(buffer.getbuffer()))
+    payload = buffer.getbuffer()
+    digest = hashlib.sha256(payload).hexdigest()
+    header = f"CLBENCH-CHECKPOINT {FORMAT_VERSION} sha256={digest} bytes={len(payload)}\n"
+
+    def write(p: Path) -> None:
+        with p.open("wb") as f:
+            f.write(header.encode())
+            f.write(payload)
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: Path) -> tuple[Position, dict[str, Any]]:
-    """Load with ``weights_only=True`` (no arbitrary unpickling); errors name the file."""
+    """Check the digest, then load with ``weights_only=True`` (no arbitrary unpickling) and check
+    the structure; every failure is a `CorruptedResultError` naming the file."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise CorruptedResultError(path, "missing") from None
-    except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "unusable"
-        raise CorruptedResultError(path, f"not a loadable checkpoint: {exc}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT_VERSION:
-        raise CorruptedResultError(path, f"not a clbench checkpoint (format {FORMAT_VERSION})")
+    match = _HEADER.match(raw[:_MAX_HEADER])
+    if match is None:
+        reason = "no clbench checkpoint header"
+        if raw[:2] == b"PK":  # a bare torch.save zip: format 1, which carried no digest
+            reason = "written by an older clbench without a digest; use --force to start over"
+        raise CorruptedResultError(path, reason)
+    version, digest, size = int(match[1]), match[2].decode(), int(match[3])
+    if version != FORMAT_VERSION:
+        raise CorruptedResultError(path, f"checkpoint format {version}, expected {FORMAT_VERSION}")
+    payload = memoryview(raw)[match.end() :]
+    if len(payload) != size:
+        raise CorruptedResultError(path, f"truncated: {len(payload)} of {size} payload bytes")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CorruptedResultError(path, "content does not match its digest (damaged)")
     try:
-        position = Position(**checkpoint["position"])
-    except (KeyError, TypeError) as exc:
-        raise CorruptedResultError(path, f"bad position record: {exc}") from None
+        checkpoint = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a valid digest over a foreign payload: still unusable
+        raise CorruptedResultError(path, f"not a loadable checkpoint: {exc}") from None
+    try:
+        position = check_checkpoint(checkpoint)
+    except ValueError as exc:
+        raise CorruptedResultError(path, str(exc)) from None
     return position, checkpoint
+
+
+def check_checkpoint(checkpoint: Any) -> Position:
+    """The checkpoint's position, after checking it has every part a resume reads (ValueError
+    otherwise). Whether the position fits the run's plan is `Experiment.check_position`'s job."""
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT_VERSION:
+        raise ValueError(f"not a clbench checkpoint (format {FORMAT_VERSION})")
+    if not isinstance(checkpoint.get("config_hash"), str):
+        raise ValueError("no config hash")
+    raw = checkpoint.get("position")
+    if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(Position)}:
+        raise ValueError(f"bad position record: {raw!r}")
+    for f in fields(Position):
+        want = bool if f.name == "in_phase" else int
+        value = raw[f.name]
+        if type(value) is not want or (want is int and value < 0):
+            raise ValueError(f"bad position record: {f.name}={value!r}")
+    position = Position(**raw)
+    halves = ("current", "phase_start") if position.in_phase else ("current",)
+    for half in halves:
+        state = checkpoint.get(half)
+        if not isinstance(state, dict):
+            raise ValueError(f"no {half!r} state (needed to resume at {position.describe()})")
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"{half!r} state lacks {', '.join(missing)}")
+    return position
 
 
 class Checkpointer:

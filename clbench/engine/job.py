@@ -1,4 +1,5 @@
-"""One `clbench run`: prepare, write the run folder atomically, train, compute metrics."""
+"""One `clbench run`: prepare, lock and check the run folder, write it atomically (with digests),
+train, compute metrics."""
 
 from __future__ import annotations
 
@@ -16,15 +17,23 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from clbench.config import RunConfig, config_hash
+from clbench.config import RunConfig, config_hash, resolve_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, load_checkpoint
 from clbench.engine.memory import peak_memory, reset_peak_memory
-from clbench.engine.runner import Experiment, RunDiverged, RunInterrupted, prepare
-from clbench.errors import ConfigError
+from clbench.engine.runner import Experiment, Prepared, RunDiverged, RunInterrupted, prepare
+from clbench.errors import ConfigError, CorruptedResultError
 from clbench.metrics import chance_levels, compute_metrics
 from clbench.progress import ProgressBar
+from clbench.results.lock import RunLock
 from clbench.results.manifest import build_manifest
-from clbench.results.run_dir import FINISHED, RunDir, write_json, write_parquet, write_text
+from clbench.results.run_dir import (
+    FINISHED,
+    FINISHED_FILES,
+    STATUS_FILE,
+    RunDir,
+    remove_stale_temp_files,
+    verify_files,
+)
 
 
 @dataclass
@@ -38,7 +47,17 @@ class RunOutcome:
 
 
 def read_summary(run: RunDir) -> dict[str, Any]:
-    return json.loads(run.file("summary.json").read_text())
+    path = run.file("summary.json")
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CorruptedResultError(path, f"unreadable: {exc}; {AGAIN}") from None
+    if not isinstance(summary, dict):
+        raise CorruptedResultError(path, f"not a JSON object; {AGAIN}")
+    return summary
+
+
+AGAIN = "use --force to run it again (this replaces its results)"
 
 
 def run_job(
@@ -46,31 +65,74 @@ def run_job(
 ) -> RunOutcome:
     """Run ``config`` into ``output.root/<run id>``; a finished run is returned, not redone.
 
-    An unfinished folder with a checkpoint is continued from it (``resume``); ``force`` starts
-    over. SIGTERM/SIGINT checkpoint and raise `RunInterrupted`; a non-finite loss ends the run
-    as ``diverged`` (records kept, no summary).
+    The folder is locked for the whole call (`RunLock`: a second process on it gets
+    `RunLockedError`). Before anything is written, the folder is checked: a folder of another
+    config is refused, a finished one (``status.json`` finished, or a ``summary.json`` present)
+    is returned after its files match their digests, and a checkpoint must match its digest, its
+    config and the plan. An unfinished folder with a checkpoint is continued from it
+    (``resume``); ``force`` starts over. SIGTERM/SIGINT checkpoint and raise `RunInterrupted`; a
+    non-finite loss ends the run as ``diverged`` (records kept, no summary).
     """
     prepared = prepare(config)  # raises before anything is written
     run = RunDir(Path(config.output.root) / prepared.run_id)
-    if run.finished and not force:
-        return RunOutcome(run.path, read_summary(run), skipped=True)
+    # signals from here on: a SIGTERM while the folder is checked or the run set up stops the
+    # run, with a checkpoint, at its first update instead of killing it without one
+    with RunLock(run.path), StopSignals() as signals:
+        remove_stale_temp_files(run.path)  # a killed earlier writer's half-written files
+        try:
+            return _run_locked(run, prepared, progress, force, resume, signals)
+        finally:
+            remove_stale_temp_files(run.path)
+
+
+def _run_locked(
+    run: RunDir,
+    prepared: Prepared,
+    progress: bool,
+    force: bool,
+    resume: bool,
+    signals: StopSignals,
+) -> RunOutcome:
+    config = prepared.config
     checkpoint_path = run.file(CHECKPOINT_FILE)
     restored: tuple[Position, dict[str, Any]] | None = None
-    if resume and not force and checkpoint_path.is_file():
-        restored = load_checkpoint(checkpoint_path)  # a bad file is reported before any write
-        if restored[1]["config_hash"] != config_hash(config):
-            raise ConfigError(
-                "output.name",
-                prepared.run_id,
-                f"a folder of this config (its checkpoint belongs to config hash "
-                f"{restored[1]['config_hash']}, this config is {config_hash(config)}); "
-                "use --force to start over",
-            )
+    if not force:
+        summary = _check_folder(run, config_hash(config))
+        if summary is not None:
+            return RunOutcome(run.path, summary, skipped=True)
+        if resume and checkpoint_path.is_file():
+            restored = load_checkpoint(checkpoint_path)  # digest and structure checked
+            if restored[1]["config_hash"] != config_hash(config):
+                raise ConfigError(
+                    "output.name",
+                    prepared.run_id,
+                    f"a folder of this config (its checkpoint belongs to config hash "
+                    f"{restored[1]['config_hash']}, this config is {config_hash(config)}); "
+                    "use --force to start over",
+                )
+    try:
+        experiment = Experiment(prepared)
+    except BaseException as exc:  # a run failure (e.g. unloadable weights), not bad input
+        if force:  # never leave old results next to this config
+            run.clear_results()
+            checkpoint_path.unlink(missing_ok=True)
+        _write_inputs(run, prepared)
+        _record_failure(run, exc)
+        raise
+    if restored:
+        try:  # the position must fit the plan and the states this model and strategy
+            experiment.restore(*restored)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise CorruptedResultError(checkpoint_path, str(exc)) from None
 
-    run.path.mkdir(parents=True, exist_ok=True)
+    # ------------------------------------------------ all checks passed: now write
     if force:
+        run.clear_results()
         checkpoint_path.unlink(missing_ok=True)
-        run.file("summary.json").unlink(missing_ok=True)
+    _write_inputs(run, prepared)
+    # last, so a folder that says "running" has its config (and `--resume` can read it)
     resumed_from = restored[0] if restored else None
     run.set_status(
         "running",
@@ -78,29 +140,15 @@ def run_job(
         host=socket.gethostname(),
         resumed_from=resumed_from.describe() if resumed_from else None,
     )
-    write_text(
-        run.file("config.yaml"), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    )
-    plan = prepared.plan
-    write_json(
-        run.file("manifest.json"),
-        build_manifest(
-            prepared.device, config.seed, prepared.seeds, plan.content_hash, plan.dataset_checksum
-        ),
-    )
-    write_text(run.file("scenario.txt"), plan.describe() + "\n")
     try:
-        experiment = Experiment(prepared)
         memory_start = reset_peak_memory(experiment.device)
-        if restored:
-            experiment.restore(*restored)
         checkpointer = None
         if experiment.strategy.resumable:
             ck = config.checkpoint
             checkpointer = Checkpointer(checkpoint_path, ck.every, ck.at_phase_end)
         total = experiment.total_updates()
         bar = ProgressBar(total, prepared.run_id, experiment.position.step) if progress else None
-        with bar or contextlib.nullcontext(), StopSignals() as signals:
+        with bar or contextlib.nullcontext():
             experiment.run(
                 on_update=(lambda _s: bar.advance()) if bar else None,
                 checkpointer=checkpointer,
@@ -118,7 +166,8 @@ def run_job(
                 run.file("accuracy.png"),
                 prepared.run_id,
             )
-        write_json(run.file("summary.json"), summary)
+            run.record_file("accuracy.png")
+        run.write_json("summary.json", summary)
     except RunDiverged as exc:
         _write_records(run, experiment, experiment.log.frame())
         run.set_status("diverged", step=exc.step, loss=str(exc.loss), error=str(exc))
@@ -133,8 +182,7 @@ def run_job(
         exc.run_dir = run.path
         raise
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        run.set_status(status, error=repr(exc), traceback=traceback.format_exc())
+        _record_failure(run, exc)
         raise
     run.set_status("finished", resumed_from=resumed_from.describe() if resumed_from else None)
     if not config.checkpoint.keep:
@@ -142,12 +190,73 @@ def run_job(
     return RunOutcome(run.path, summary, resumed_from=resumed_from)
 
 
-def _write_records(run: RunDir, experiment: Experiment, records: pd.DataFrame) -> None:
-    write_parquet(run.file("records.parquet"), records)
-    write_parquet(run.file("train_loss.parquet"), experiment.train_loss_frame())
-    write_json(
-        run.file("eval_subsets.json"), [s.tolist() for s in experiment.evaluator.subset_indices]
+def _write_inputs(run: RunDir, prepared: Prepared) -> None:
+    """What the run was given: its config (what ``--resume`` reads), manifest and scenario."""
+    config, plan = prepared.config, prepared.plan
+    run.write_text("config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    run.write_json(
+        "manifest.json",
+        build_manifest(
+            prepared.device, config.seed, prepared.seeds, plan.content_hash, plan.dataset_checksum
+        ),
     )
+    run.write_text("scenario.txt", plan.describe() + "\n")
+
+
+def _record_failure(run: RunDir, exc: BaseException) -> None:
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    run.set_status(status, error=repr(exc), traceback=traceback.format_exc())
+
+
+def _check_folder(run: RunDir, this_hash: str) -> dict[str, Any] | None:
+    """Check an existing folder before writing to it; its summary when it is finished.
+
+    Raises `ConfigError` for a folder of another config and `CorruptedResultError` (naming the
+    file) for damage that could hide or lose results. A finished folder is one whose status
+    says so or that holds a ``summary.json`` (written only after a complete run), so a damaged
+    or missing ``status.json`` never gets finished results overwritten.
+    """
+    if not run.path.is_dir():
+        return None
+    config_path = run.file("config.yaml")
+    if config_path.is_file():
+        for problem in verify_files(run.path, ["config.yaml"]):
+            raise CorruptedResultError(problem.path, f"{problem.reason}; {AGAIN}")
+        try:
+            theirs = config_hash(resolve_config(yaml.safe_load(config_path.read_text())))
+        except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+            reason = f"not a usable config: {exc}; {AGAIN}"
+            raise CorruptedResultError(config_path, reason) from None
+        if theirs != this_hash:
+            raise ConfigError(
+                "output.name",
+                run.path.name,
+                f"a name not used by another config ({run.path} holds a run of config hash "
+                f"{theirs}, this config is {this_hash}); choose another output.name, or use "
+                "--force to replace that run",
+            )
+    status = run.status()
+    present = [n for n in ("summary.json", "records.parquet") if run.file(n).is_file()]
+    if status is not None and status["status"] == "corrupted" and present:
+        raise CorruptedResultError(
+            run.file(STATUS_FILE),
+            f"unreadable, and the folder holds results ({', '.join(present)}); {AGAIN}",
+        )
+    finished = (status is not None and status["status"] == FINISHED) or "summary.json" in present
+    if not finished:
+        return None  # partial files are rewritten; the checkpoint is checked when loaded
+    for name in FINISHED_FILES:
+        if not run.file(name).is_file():
+            raise CorruptedResultError(run.file(name), f"missing from a finished run; {AGAIN}")
+    for problem in verify_files(run.path):
+        raise CorruptedResultError(problem.path, f"{problem.reason}; {AGAIN}")
+    return read_summary(run)
+
+
+def _write_records(run: RunDir, experiment: Experiment, records: pd.DataFrame) -> None:
+    run.write_parquet("records.parquet", records)
+    run.write_parquet("train_loss.parquet", experiment.train_loss_frame())
+    run.write_json("eval_subsets.json", [s.tolist() for s in experiment.evaluator.subset_indices])
 
 
 class StopSignals:

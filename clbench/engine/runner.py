@@ -162,6 +162,7 @@ class Experiment:
             )
         )
         self.data_generator = torch.Generator().manual_seed(prepared.seeds["data_order"])
+        self._batch_counts: list[int] | None = None
         # after setup: a strategy's training_parts may need its context (k-FPF's schedule)
         self.strategy.ctx.total_updates = self.total_updates()
         self.log = RecordLog()
@@ -181,7 +182,8 @@ class Experiment:
         self.run_hash = config_hash(cfg)
         self.position = Position()
         self._phase_start: dict[str, Any] | None = None
-        self._resume_state: dict[str, Any] = {}
+        # (parts, batches, live epoch iterator) of the phase `restore` resumed inside
+        self._resumed: tuple[Any, Any, Iterator[Any]] | None = None
         self._finite_upto = 0
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -200,14 +202,52 @@ class Experiment:
         self._sync()
         self.timing.eval_s += time.perf_counter() - start
 
+    def phase_batches_counts(self) -> list[int]:
+        """Batches per epoch of each phase; draws no random numbers.
+
+        Counted once, at construction: `Strategy.phase_batches` may keep the object it returns
+        (view_batch reads its epoch from it), so calling it later, e.g. after `restore`
+        replayed a phase, would swap the live batches for fresh ones."""
+        if self._batch_counts is None:
+            t = self.prepared.config.train
+            self._batch_counts = [
+                len(
+                    self.strategy.phase_batches(
+                        self.strategy.training_parts(k),
+                        t.batch_size,
+                        self.data_generator,
+                        t.drop_last,
+                    )
+                )
+                for k in range(len(self.prepared.plan.phases))
+            ]
+        return list(self._batch_counts)
+
     def total_updates(self) -> int:
         """Updates the whole run will make (for progress bars); draws no random numbers."""
-        t = self.prepared.config.train
-        parts = [self.strategy.training_parts(k) for k in range(len(self.prepared.plan.phases))]
-        return t.epochs * sum(
-            len(self.strategy.phase_batches(p, t.batch_size, self.data_generator, t.drop_last))
-            for p in parts
-        )
+        return self.prepared.config.train.epochs * sum(self.phase_batches_counts())
+
+    def check_position(self, position: Position) -> None:
+        """Raise ValueError unless ``position`` is a point this run's plan reaches."""
+        counts, epochs = self.phase_batches_counts(), self.prepared.config.train.epochs
+        p = position
+        limit = len(counts) - 1 if p.in_phase else len(counts)
+        if not 0 <= p.phase <= limit:
+            raise ValueError(f"position {p.describe()}: the plan has {len(counts)} phase(s)")
+        if not 0 <= p.seen_upto < self.prepared.plan.num_tasks:
+            raise ValueError(f"position {p.describe()}: seen_upto {p.seen_upto} is not a task")
+        before = epochs * sum(counts[: p.phase])
+        if p.in_phase:
+            n = counts[p.phase]
+            ok = 0 <= p.epoch < epochs and 1 <= p.batch <= n
+            ok = ok and p.phase_step == p.epoch * n + p.batch and p.step == before + p.phase_step
+        else:
+            ok = (p.epoch, p.batch, p.phase_step) == (0, 0, 0) and p.step == before
+        if not ok:
+            raise ValueError(
+                f"position {p.describe()} (epoch {p.epoch}, batch {p.batch}, phase update "
+                f"{p.phase_step}) does not fit the plan ({epochs} epoch(s) of {counts} batches)"
+            )
 
     def run(
         self,
@@ -239,24 +279,26 @@ class Experiment:
             if ev.track_forward:
                 tasks = list(range(plan.num_tasks))
                 self._timed_eval(evaluate_full, "init", 0, 0, first_task, tasks)
-        mid_phase_checkpoints = checkpointer is not None and checkpointer.every > 0
+        # any checkpoint inside a phase (every N updates, or on a stop signal, even with
+        # `every=0`) needs the phase-start state, so keep it whenever there is a checkpointer
+        keep_phase_start = checkpointer is not None
         for k in range(pos.phase, len(plan.phases)):
             phase = plan.phases[k]
-            parts = self.strategy.training_parts(k)
             current = phase.current_task
-            seen_upto = self._seen_upto(k, seen_upto, parts)
-            batches = self.strategy.phase_batches(
-                parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
-            )
-            resuming = k == pos.phase and pos.in_phase
-            if not resuming:
-                self._phase_start = cloned(self.state_dict()) if mid_phase_checkpoints else None
-            self.strategy.before_phase(k)
-            if resuming:
+            if k == pos.phase and pos.in_phase and self._resumed is not None:
+                # `restore` already replayed this phase's start up to the saved batch
+                parts, batches, resumed_epoch = self._resumed
+                self._resumed = None
+                seen_upto = self._seen_upto(k, seen_upto, parts)
                 first_epoch, phase_step = pos.epoch, pos.phase_step
-                resumed_epoch = self._fast_forward(batches, pos.epoch, pos.batch)
-                self.load_state_dict(self._resume_state)
             else:
+                parts = self.strategy.training_parts(k)
+                seen_upto = self._seen_upto(k, seen_upto, parts)
+                batches = self.strategy.phase_batches(
+                    parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
+                )
+                self._phase_start = cloned(self.state_dict()) if keep_phase_start else None
+                self.strategy.before_phase(k)
                 first_epoch, phase_step, resumed_epoch = 0, 0, None
                 if ev.preupdate_every_task and k > 0:
                     self._timed_eval(evaluate_subsets, step, k, current, seen_upto)
@@ -356,19 +398,50 @@ class Experiment:
         self.timing.checkpoint_s += time.perf_counter() - start
 
     def restore(self, position: Position, checkpoint: dict[str, Any]) -> None:
-        """Continue from a checkpoint (see `clbench.engine.checkpoint`) on the next `run`."""
+        """Continue from a checkpoint (see `clbench.engine.checkpoint`) on the next `run`.
+
+        Checks the config hash and that the position fits the plan (`ConfigError`,
+        `ValueError`), and loads every state the resume will use, so a checkpoint that does not
+        fit this run fails here, before the caller writes anything (ValueError).
+        """
         if checkpoint["config_hash"] != self.run_hash:
             raise ConfigError(
                 "checkpoint",
                 checkpoint["config_hash"],
                 f"a checkpoint of this run's config (hash {self.run_hash})",
             )
-        if position.in_phase:
-            self.load_state_dict(checkpoint["phase_start"])
-            self._resume_state = checkpoint["current"]
-        else:
-            self.load_state_dict(checkpoint["current"])
+        self.check_position(position)
+        losses = checkpoint["current"]["train_losses"]
+        n_losses = 0 if losses is None else len(losses) if torch.is_tensor(losses) else -1
+        if n_losses != position.step:
+            raise ValueError(f"position {position.describe()}: the loss history does not match")
+        if not position.in_phase:
+            self._load(checkpoint["current"], "current")
+            self.position = position
+            return
+        # Inside a phase: rebuild the phase start, replay the phase's set-up and data order up
+        # to the saved batch, then take the saved state. Done here rather than in `run` so a
+        # state that does not fit fails before the caller writes anything.
+        cfg, k = self.prepared.config, position.phase
+        self._load(checkpoint["phase_start"], "phase_start")
+        # a copy: the live strategy may keep the loaded tensors and update them in place,
+        # and this phase start goes into every later checkpoint of the phase
+        self._phase_start = cloned(checkpoint["phase_start"])
+        parts = self.strategy.training_parts(k)
+        batches = self.strategy.phase_batches(
+            parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
+        )
+        self.strategy.before_phase(k)
+        live = self._fast_forward(batches, position.epoch, position.batch)
+        self._load(checkpoint["current"], "current")
+        self._resumed = (parts, batches, live)
         self.position = position
+
+    def _load(self, state: dict[str, Any], half: str) -> None:
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise ValueError(f"its {half!r} state does not fit this run: {e!r}") from None
 
     def state_dict(self) -> dict[str, Any]:
         """All run state: model, strategy (optimizer, buffers), records, RNGs, counters.

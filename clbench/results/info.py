@@ -2,7 +2,9 @@
 
 Status first (with the error, the divergence step or how to resume), then the run's identity
 (components, seed, hash), where and with what it ran (manifest), its checkpoint, and its metrics
-and budget once finished. Every file is read through `RunFolder`, so a damaged one is named.
+and budget once finished. Every file is read through `RunFolder`, so a damaged one is named; and
+first every file is checked against its digest (``digests.json``, the checkpoint's own header), so
+a damaged or edited file is reported even where it would still parse.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from clbench.config import config_hash, resolve_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from clbench.errors import ConfigError, CorruptedResultError
 from clbench.report_console import HEADLINE, format_value
+from clbench.results.lock import LOCK_FILE, lock_holder
 from clbench.results.reader import RunFolder
+from clbench.results.run_dir import DIGESTS_FILE, read_digests, verify_files
 
 BUDGET_KEYS = (
     "updates",
@@ -43,16 +47,40 @@ def _process_gone(status: dict[str, Any]) -> bool:
     return False
 
 
+def check_integrity(run: RunFolder, in_use: bool = False) -> None:
+    """Raise `CorruptedResultError` naming the first damaged file (and listing the others):
+    files that do not match ``digests.json`` and a checkpoint that fails its own checks. While
+    a run holds the folder (``in_use``) a file and its digest may be between writes, so only
+    the checkpoint (one atomic file) is checked."""
+    problems = [] if in_use else verify_files(run.path)
+    ckpt = run.file(CHECKPOINT_FILE)
+    if ckpt.is_file():
+        try:
+            load_checkpoint(ckpt)
+        except CorruptedResultError as exc:
+            problems.append(exc)
+    if problems:
+        first, rest = problems[0], problems[1:]
+        also = "; also damaged: " + "; ".join(str(p) for p in rest) if rest else ""
+        raise CorruptedResultError(first.path, first.reason + also)
+
+
 def describe_run(run: RunFolder) -> str:
     """The text `clbench info` prints; raises `CorruptedResultError` naming a damaged file."""
+    holder = lock_holder(run.path)
+    check_integrity(run, in_use=holder is not None)
     status = run.status_info
     lines = [f"run      {run.path}", f"status   {status['status']}"]
     if "time" in status:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(status["time"])))
         lines[-1] += f" (since {stamp})"
-    if status["status"] == "running" and _process_gone(status):
+    if holder is not None:
+        lines.append(f"  in use by pid {holder.get('pid')} on host {holder.get('host')}")
+    elif status["status"] == "running" and (
+        run.file(LOCK_FILE).is_file() or _process_gone(status)
+    ):  # nobody holds the lock (the OS drops a dead holder's): the process is gone
         lines.append(
-            f"  its process ({status['pid']}) is gone: the run was killed; resume with: "
+            f"  its process ({status.get('pid')}) is gone: the run was killed; resume with: "
             f"clbench run --resume {run.path}"
         )
     for key in ("error", "step", "resume", "resumed_from"):
@@ -91,6 +119,12 @@ def describe_run(run: RunFolder) -> str:
             lines.append(f"  git {commit[:12]}" + (" (dirty)" if git.get("dirty") else ""))
         lines.append(f"  device {manifest.get('device')}, created {manifest.get('created')}")
 
+    if holder is not None:
+        lines.append("files    not verified while the run is in use")
+    elif read_digests(run.path) is None:
+        lines.append(f"files    not verified: no {DIGESTS_FILE} (an older clbench wrote them)")
+    else:
+        lines.append(f"files    match their digests ({DIGESTS_FILE})")
     ckpt = run.file(CHECKPOINT_FILE)
     if ckpt.is_file():
         position, _ = load_checkpoint(ckpt)
