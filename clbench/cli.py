@@ -39,6 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClbenchError as exc:
         print(f"clbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as exc:
+        # a second Ctrl-C (the first asks a run to checkpoint and stop), or one outside a run:
+        # the run folder already says `interrupted`; no traceback
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        print(f"clbench: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # `clbench list | head`: the reader left; not an error
         sys.stderr.close()
         return 0
@@ -141,6 +147,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
         return 0
+    check_output_root(config.output.root)  # before the data loads, not after
+    if not args.force:
+        _check_finished_folder(config)
 
     from clbench.engine.job import run_job
     from clbench.engine.runner import RunInterrupted
@@ -166,22 +175,63 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_output_root(root: str) -> None:
+    """``output.root`` must be (or be creatable as) a writable folder: refused with exit 2 before
+    any data is loaded, instead of an OSError traceback after."""
+    import os
+    from pathlib import Path
+
+    from clbench.errors import ConfigError
+
+    path = Path(root)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the first folder that exists must let us create the rest
+    if not existing.is_dir():
+        raise ConfigError("output.root", root, f"a folder ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError("output.root", root, f"a writable folder ({existing} is not writable)")
+
+
+def _check_finished_folder(config: RunConfig) -> None:
+    """A finished folder is shown, not re-run: its status and summary must be readable (a
+    damaged file is named, exit 2, instead of a traceback from printing it)."""
+    from pathlib import Path
+
+    from clbench.engine.runner import run_name
+    from clbench.errors import CorruptedResultError
+    from clbench.results.reader import RunFolder
+
+    folder = RunFolder(Path(config.output.root) / run_name(config))
+    if folder.status_info.get("status") == "finished":
+        summary = folder.summary
+        for key, kind in (("run_id", str), ("budget", dict), ("eval_every", int)):
+            if not isinstance(summary.get(key), kind):
+                raise CorruptedResultError(folder.file("summary.json"), f"no {key!r}")
+
+
 def _resume_config(run_dir: str) -> RunConfig:
     """The config of an existing run folder, pointed back at that folder."""
     from pathlib import Path
 
     from clbench.config import resolve_config
-    from clbench.errors import ConfigError
+    from clbench.errors import ConfigError, CorruptedResultError
     from clbench.results.reader import RunFolder
 
     path = Path(run_dir)
     if not path.is_dir():
         raise ConfigError("--resume", run_dir, "an existing run folder")
-    raw = RunFolder(path).config  # names the file if missing or unreadable
-    raw.setdefault("output", {})
+    folder = RunFolder(path)
+    _ = folder.status_info  # a damaged status.json is named here, not deep inside the run
+    raw = folder.config  # names the file if missing or unreadable
+    output = raw.get("output")
+    raw["output"] = {**(output if isinstance(output, dict) else {})}
     raw["output"]["root"] = str(path.parent)
     raw["output"]["name"] = path.name
-    return resolve_config(raw)
+    try:
+        return resolve_config(raw)
+    except ConfigError as exc:  # a damaged or hand-edited config.yaml: say which file
+        raise CorruptedResultError(path / "config.yaml", str(exc)) from None
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -12,25 +12,37 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import types
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from clbench.errors import ConfigError
+from clbench.errors import ConfigError, clip
 from clbench.metrics.summary import MetricOptions
 from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES, Registry, validate_params
 
+# Limits on what an input may hold (README "Limits"): hostile or mistyped input is refused with
+# a message instead of hanging, exhausting memory or running for years.
+MAX_YAML_BYTES = 4 * 1024 * 1024  # a config or suite file
+MAX_YAML_NODES = 100_000  # values of one YAML document, each alias counted as its expansion
+MAX_INT = 10**9  # any integer setting without a tighter bound of its own
+MAX_EPOCHS = 10_000
+MAX_BATCH = 1_000_000
+MAX_SEED = 2**32 - 1  # numpy's seed range
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(1, ge=1, description="Epochs over each phase's data")
-    batch_size: int = Field(32, ge=1, description="New samples per update")
+    epochs: int = Field(1, ge=1, le=MAX_EPOCHS, description="Epochs over each phase's data")
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH, description="New samples per update")
     optimizer: Literal["sgd", "adam", "adamw"] = Field("sgd", description="Optimizer")
     lr: float = Field(0.01, gt=0, description="Learning rate")
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum")
@@ -39,16 +51,20 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
-    """Continual evaluation protocol (continual-evaluation spec §3.2)."""
+    """Continual evaluation protocol of De Lange et al., ICLR 2023 (official code
+    Mattdl/ContinualEvaluation@7ffa368:src/eval/continual_eval.py), with subsets drawn once.
+    """
 
     every: int = Field(1, ge=1, description="Evaluate all seen tasks every N updates (rho_eval)")
     subset_size: int = Field(
-        1000, description="Test samples per task for continual evaluation; -1 = whole test set"
+        1000,
+        le=MAX_BATCH * 100,
+        description="Test samples per task for continual evaluation; -1 = whole test set",
     )
     subset_sampling: Literal["stratified", "uniform"] = Field(
         "stratified", description="Class-stratified (clbench) or uniform (official code) subsets"
     )
-    batch_size: int = Field(1024, ge=1, description="Evaluation batch size")
+    batch_size: int = Field(1024, ge=1, le=MAX_BATCH, description="Evaluation batch size")
     counter: Literal["global", "per_phase", "per_epoch"] = Field(
         "global", description="Which update counter `every` applies to"
     )
@@ -62,9 +78,13 @@ class EvalConfig(_Section):
         description="At phase ends also evaluate the next task and, at step 0, all tasks (FWT)",
     )
 
-    def model_post_init(self, _: Any) -> None:
-        if self.subset_size == 0 or self.subset_size < -1:
-            raise ValueError("subset_size must be positive or -1 (whole test set)")
+    @field_validator("subset_size")
+    @classmethod
+    def _positive_or_whole(cls, value: int) -> int:
+        # a field validator (not model_post_init) so the error names eval.subset_size alone
+        if value == 0 or value < -1:
+            raise ValueError("a positive number of samples or -1 (whole test set)")
+        return value
 
 
 class CheckpointConfig(_Section):
@@ -106,7 +126,7 @@ class RunConfig(_Section):
     metrics: MetricOptions = Field(default_factory=MetricOptions)
     output: OutputConfig = Field(default_factory=OutputConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    seed: int = Field(0, ge=0, description="Seed of everything (derived per purpose)")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of everything (derived per purpose)")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16 = autocast mixed precision"
@@ -115,6 +135,7 @@ class RunConfig(_Section):
     threads: int | None = Field(
         None,
         ge=1,
+        le=1024,
         description="torch CPU threads (default: torch's choice, one per core); 1 on a shared "
         "machine, where spinning threads of two busy processes slow both many-fold",
     )
@@ -133,17 +154,114 @@ def default_config_path() -> Path:
     return Path(str(resources.files("clbench") / "default.yaml"))
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Safely load a YAML mapping; errors name the file."""
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key repeated in one mapping (last-wins would hide a
+    typo); alias expansion is bounded by `parse_yaml` before anything is constructed."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: the base constructor reports it
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {clip(repr(key), 80)} twice",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose expanded size (aliases counted at every use) passes
+    MAX_YAML_NODES, or that refers to itself: an alias bomb is caught before it is expanded."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # nodes whose children are being sized: an ancestor path
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > MAX_YAML_NODES:
+                raise yaml.YAMLError(
+                    f"more than {MAX_YAML_NODES} values once aliases are expanded "
+                    f"(near {str(node.start_mark).strip()})"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise yaml.YAMLError(f"an alias refers to itself ({str(node.start_mark).strip()})")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
+def parse_yaml(text: str, field: str, value: str) -> Any:
+    """Parse one YAML document safely (no Python tags, no repeated keys, bounded aliases);
+    any problem is a `ConfigError` naming ``field`` and ``value`` (a file or an override)."""
+    loader: _StrictLoader | None = None
+    try:
+        loader = _StrictLoader(text)  # checks the characters already
+        loader.name = value  # YAML's error marks name the file instead of "<unicode string>"
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        problem = clip(" ".join(str(exc).split()), 300)  # one line, however YAML formats it
+        raise ConfigError(field, value, f"valid YAML ({problem})") from None
+    except RecursionError:
+        raise ConfigError(field, value, "YAML nested less deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def read_yaml_file(path: str | Path, what: str = "config") -> Any:
+    """The YAML document in ``path`` (UTF-8, at most MAX_YAML_BYTES); errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("config", str(path), "an existing YAML file")
+        raise ConfigError(what, str(path), "an existing YAML file")
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError("config", str(path), f"valid YAML ({exc})") from None
+        with path.open("rb") as handle:
+            data = handle.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(what, str(path), f"a readable file ({exc.strerror})") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise ConfigError(what, str(path), f"a YAML file of at most {MAX_YAML_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            what, str(path), f"UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})"
+        ) from None
+    return parse_yaml(text, what, str(path))
+
+
+def load_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Safely load a YAML mapping; errors name the file."""
+    loaded = read_yaml_file(path, what)
     if not isinstance(loaded, dict):
-        raise ConfigError("config", str(path), "a YAML mapping of config sections")
+        raise ConfigError(what, str(path), f"a YAML mapping of {what} sections")
     return loaded
 
 
@@ -162,7 +280,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ConfigError(key, item, f"{part} is not a section")
             node = child
         previous = node.get(parts[-1])
-        node[parts[-1]] = yaml.safe_load(value) if value else value
+        node[parts[-1]] = parse_yaml(value, key, value) if value else value
         # switching to another component drops the parameters of the old one
         renamed = previous is not None and previous != node[parts[-1]]
         if renamed and parts[-1] == "name" and len(parts) == 2 and parts[0] in _COMPONENTS:
@@ -173,8 +291,74 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _is_numeric(annotation: Any) -> bool:
+    """Whether a field annotation takes numbers (int/float, possibly optional or in a list)."""
+    if annotation in (int, float):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _is_numeric(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return bool(args) and not any(a is bool for a in args) and any(map(_is_numeric, args))
+    return False
+
+
+def refuse_bools(model: type[BaseModel], raw: Any, prefix: str) -> None:
+    """``true`` where a number goes is a mistake, not 1 (pydantic would accept it)."""
+    if not isinstance(raw, dict):
+        return
+    for name, info in model.model_fields.items():
+        value = raw.get(name, raw.get(info.alias) if info.alias else None)
+        where = f"{prefix}{name}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            refuse_bools(annotation, value, f"{where}.")
+        elif _is_numeric(annotation):
+            items = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(v, bool) for v in items):
+                raise ConfigError(where, value, f"a number, not true/false ({_type_name(info)})")
+
+
+def _type_name(info: Any) -> str:
+    annotation = info.annotation
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _check_keys(value: Any, where: str) -> None:
+    """Setting names are text: a number or null as a key (``1: x``, ``~: x``) is refused here,
+    naming where it is, instead of as an anonymous pydantic error."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(where or "config", key, "setting names (text) as keys")
+            _check_keys(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_keys(item, f"{where}[{index}]")
+
+
+def _check_values(value: Any, where: str) -> None:
+    """Every number finite and every integer within MAX_INT, at any depth (nan/inf would train
+    nonsense; a huge size would hang or exhaust memory long after the run started)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(where, value, "a finite number")
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise ConfigError(where, value, f"an integer of magnitude at most {MAX_INT}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_values(item, f"{where}[{index}]")
+
+
 def resolve_config(raw: dict[str, Any]) -> RunConfig:
     """Validate every section and fill all defaults; raise `ConfigError` naming the field."""
+    _check_keys(raw, "")
+    refuse_bools(RunConfig, raw, "")
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
@@ -190,15 +374,26 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
         name = params.pop("name", None)
         if not isinstance(name, str):
             raise ConfigError(f"{section}.name", name, registry.names())
-        component = registry.get(name, field=f"{section}.name")
+        component_cls = registry.get(name, field=f"{section}.name")
         common = {}
         if section == "data":
             common = {
                 "root": params.pop("root", None),
                 "download": bool(params.pop("download", False)),
             }
-        validated = validate_params(component.Config, params, section)
+        refuse_bools(component_cls.Config, params, f"{section}.")
+        validated = validate_params(component_cls.Config, params, section)
+        _check_values(validated.model_dump(), section)  # before JSON turns inf into null
         setattr(config, section, {"name": name, **common, **validated.model_dump(mode="json")})
+    fixed = config.model_dump(exclude=set(_COMPONENTS))
+    _check_values({k: v for k, v in fixed.items() if k != "seed"}, "")
+    for section in _COMPONENTS:
+        # cross-section rules a component states itself (e.g. batch size vs views), so that
+        # they are refused here, before any run folder exists
+        name, params = component(config, section)
+        check = getattr(_COMPONENTS[section].get(name), "check_run", None)
+        if check is not None:
+            check(params, config)
     return config
 
 

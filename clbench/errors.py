@@ -6,8 +6,32 @@ CLI can print one clear line and exit with status 2 before any work starts.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from typing import Any
+
+# Messages stay one readable line whatever the input (a 200,000-item list, an expanded YAML
+# alias bomb): reprlib stops at these limits instead of building the full repr first.
+MAX_MESSAGE_CHARS = 600
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 120, 120
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxdict = 6
+
+
+def shorten(value: Any) -> str:
+    """A bounded repr of ``value`` (never builds the whole repr of a huge value)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a hostile __repr__ must not hide the error being reported
+        text = f"<{type(value).__name__}>"
+    return clip(text)
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text) - limit + 30} more characters)"
 
 
 class ClbenchError(Exception):
@@ -21,7 +45,7 @@ class ConfigError(ClbenchError, ValueError):
         if not isinstance(allowed, str):
             allowed = "one of: " + ", ".join(sorted(str(a) for a in allowed))
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: got {value!r}; allowed: {allowed}")
+        super().__init__(f"{clip(str(field), 200)}: got {shorten(value)}; allowed: {clip(allowed)}")
 
 
 class DataNotFoundError(ClbenchError, FileNotFoundError):
@@ -37,4 +61,4 @@ class CorruptedResultError(ClbenchError):
 
     def __init__(self, path: str | object, reason: str) -> None:
         self.path, self.reason = path, reason
-        super().__init__(f"{path}: corrupted or truncated result file ({reason})")
+        super().__init__(f"{path}: corrupted or truncated result file ({clip(reason)})")

@@ -98,3 +98,133 @@ def test_every_small_valid_config_runs_to_a_finished_folder(chosen):
         metrics = json.loads((run_dir / "summary.json").read_text())["metrics"]
         assert 0 <= metrics["final_acc"] <= 1
         assert all(0 <= a <= 1 for a in metrics["per_task_final_acc"])
+
+
+# ------------------------------------------------------------------------ hostile inputs
+
+VALID_YAML = Path("configs/stability_gap/split_digits_er.yaml").read_bytes()
+# fragments that make YAML hostile: aliases, tags, duplicates, non-finite, bools, bad bytes
+HOSTILE = [
+    b"&a ",
+    b"*a",
+    b"!!python/object/apply:os.system ",
+    b"\nseed: 1\nseed: 2\n",
+    b".inf",
+    b".nan",
+    b"true",
+    b"\xff",
+    b"\x00",
+    b"[",
+    b"{",
+    b": ",
+    b"\n  - ",
+    b"1.0e+30",
+    b"<<: *a\n",
+    b"\t",
+    b"'",
+    b"%YAML 1.1\n",
+    b"---\n",
+    b"? [a]\n: 1\n",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, len(VALID_YAML)),
+            st.integers(0, 8),
+            st.one_of(st.sampled_from(HOSTILE), st.binary(max_size=6)),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_random_yaml_mutations_exit_2_naming_the_file_or_field_or_resolve(edits):
+    """Splice/delete bytes of a valid config: a valid config or exit 2 with one bounded line
+    naming the file or a field; never a traceback (hypothesis reports any exception)."""
+    import contextlib
+    import io
+
+    data = VALID_YAML
+    for position, cut, insert in edits:
+        data = data[:position] + insert + data[position + cut :]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mutated.yaml"
+        path.write_bytes(data)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["run", str(path), "--print-config"])
+    message = err.getvalue()
+    assert code in (0, 2), message
+    if code == 2:
+        assert message.startswith("clbench: error:") and len(message.splitlines()) == 1
+        assert len(message) < 2000
+        field = message.removeprefix("clbench: error: ").split(":", 1)[0]
+        section = field.split(".")[0].split("[")[0]
+        named = "mutated.yaml" in message or section in SECTIONS
+        assert named or "not a known setting" in message, message
+
+
+SECTIONS = {
+    *("data", "scenario", "model", "strategy", "train", "eval", "metrics", "output"),
+    *("checkpoint", "seed", "device", "precision", "deterministic", "threads", "config"),
+}
+
+
+_FINISHED: dict[str, Path] = {}
+
+
+def _finished_run() -> Path:
+    """One small finished run, made once for the damage tests below."""
+    if "run" not in _FINISHED:
+        root = Path(tempfile.mkdtemp()) / "base"
+        assert main(["run", "--quiet", *overrides(root, {}, [])]) == 0
+        _FINISHED["run"] = next(root.iterdir())
+    return _FINISHED["run"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(["summary.json", "status.json", "config.yaml"]),
+    damage=st.one_of(
+        st.tuples(st.just("truncate"), st.floats(0, 1)),
+        st.tuples(
+            st.just("flip"),
+            st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=5),
+        ),
+    ),
+    command=st.sampled_from(["report", "info", "plot"]),
+)
+def test_random_byte_damage_to_result_files_is_named_or_harmless(name, damage, command):
+    import contextlib
+    import io
+    import shutil
+
+    source = _finished_run()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "results" / source.name
+        shutil.copytree(source, run)
+        (run / "digests.json").unlink(missing_ok=True)  # exercise the readers themselves
+        data = bytearray((run / name).read_bytes())
+        kind, how = damage
+        if kind == "truncate":
+            data = data[: int(len(data) * how)]
+        else:
+            for where, byte in how:
+                if data:
+                    data[min(int(where * len(data)), len(data) - 1)] = byte
+        (run / name).write_bytes(bytes(data))
+        argv = {
+            "report": ["report", str(run.parent)],
+            "info": ["info", str(run)],
+            "plot": ["plot", str(run), "--out", str(Path(tmp) / "plots")],
+        }[command]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+    message = err.getvalue()
+    assert code in (0, 2), message
+    if code == 2:
+        assert message.startswith("clbench: error:") and len(message) < 2000, message
+        assert name in message or "no finished run" in message, message

@@ -166,6 +166,7 @@ def test_axes_bring_labelled_overrides_and_an_entry_can_replace_one(tmp_path):
             ["protocol.select.metric", "accuracy", "final_acc"],
         ),
         ({"report": {"metrics": ["final_acc"], "sort_by": "aia"}}, ["report.sort_by", "aia"]),
+        ({"report": {"confidence": 1.5}}, ["report.confidence", "1.5"]),
     ],
 )
 def test_invalid_suite_exits_2_naming_the_field_and_writes_nothing(
@@ -228,7 +229,7 @@ def test_pretrain_step_with_missing_data_skips_its_entries_when_optional(tmp_pat
 def test_rerun_skips_finished_runs_without_redoing_them_and_writes_report(
     tmp_path, capsys, monkeypatch
 ):
-    report_options = {"split_by": ["data.name"], "sort_by": "final_acc"}
+    report_options = {"split_by": ["data.name"], "sort_by": "final_acc", "ci": "bootstrap"}
     suite = write_suite(
         tmp_path, grid={"train.lr": [0.05, 0.1]}, seeds="0-1", report=report_options
     )
@@ -263,6 +264,7 @@ def test_rerun_skips_finished_runs_without_redoing_them_and_writes_report(
     ((paths, fmt, options),) = calls
     assert fmt == "md" and sorted(paths) == sorted(root / rid for rid in second)
     assert options["split_by"] == ["data.name"] and options["sort_by"] == "final_acc"
+    assert options["ci"] == "bootstrap" and options["confidence"] == 0.95
 
 
 def test_failing_run_is_recorded_and_the_others_finish_diverged_counted(tmp_path, capsys):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from clbench.errors import ConfigError, CorruptedResultError
 from clbench.results.run_dir import FINISHED, STATUS_FILE
@@ -25,11 +24,52 @@ from clbench.results.run_dir import FINISHED, STATUS_FILE
 PARTIAL_STATUSES = ("running", "failed", "interrupted", "diverged")
 
 
-def _read_json(path: Path) -> Any:
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; unreadable or non-UTF-8 content names the file and byte."""
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptedResultError(path, f"unreadable: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptedResultError(
+            path, f"not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})"
+        ) from None
+
+
+def _read_json(path: Path) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
         raise CorruptedResultError(path, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CorruptedResultError(path, "not valid JSON: nested too deeply") from None
+
+
+def _check_types(
+    path: Path, info: dict[str, Any], expected: dict[str, type | tuple[type, ...]]
+) -> None:
+    """Known keys, when present, have the types the writers give them (a hand-edited or
+    damaged file fails here, naming the file, not deep inside a report)."""
+    for key, kinds in expected.items():
+        value = info.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise CorruptedResultError(
+                path, f"{key!r} is {type(value).__name__}, expected {_kind_names(kinds)}"
+            )
+
+
+def _kind_names(kinds: type | tuple[type, ...]) -> str:
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    names = {"dict": "an object", "str": "a string", "list": "a list"}
+    return " or ".join(names.get(k.__name__, "a number") for k in kinds)
+
+
+def _is_metric(value: Any) -> bool:
+    """A summary metric: a number, null, or a list/object (per task, per window, per gap)."""
+    return value is None or isinstance(value, int | float | list | dict)
 
 
 def _read_mapping_json(path: Path) -> dict[str, Any]:
@@ -57,6 +97,7 @@ class RunFolder:
         info = _read_mapping_json(path)
         if not isinstance(info.get("status"), str):
             raise CorruptedResultError(path, "no 'status' string")
+        _check_types(path, info, {"time": (int, float), "pid": int, "host": str, "step": int})
         return info
 
     @property
@@ -73,12 +114,22 @@ class RunFolder:
         path = self.file("config.yaml")
         if not path.is_file():
             raise CorruptedResultError(path, "missing")
+        from clbench.config import parse_yaml  # safe: no Python tags, bounded aliases
+
         try:
-            config = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise CorruptedResultError(path, f"not valid YAML: {exc}") from None
+            config = parse_yaml(_read_text(path), "config.yaml", str(path))
+        except ConfigError as exc:
+            raise CorruptedResultError(path, f"not valid YAML: {exc.allowed}") from None
         if not isinstance(config, dict):
             raise CorruptedResultError(path, "expected a mapping of config sections")
+        # what every resolved config has (readers index these without checking)
+        for section in ("data", "scenario", "model", "strategy"):
+            if not isinstance(config.get(section), dict) or not isinstance(
+                config[section].get("name"), str
+            ):
+                raise CorruptedResultError(path, f"{section!r} is not a section with a name")
+        if isinstance(config.get("seed"), bool) or not isinstance(config.get("seed"), int):
+            raise CorruptedResultError(path, "'seed' is not an integer")
         return config
 
     @cached_property
@@ -90,6 +141,16 @@ class RunFolder:
         summary = _read_mapping_json(path)
         if not isinstance(summary.get("metrics"), dict):
             raise CorruptedResultError(path, "no 'metrics' object")
+        for name, value in summary["metrics"].items():
+            if not _is_metric(value):
+                raise CorruptedResultError(
+                    path, f"metric {name!r} is not a number, null, a list or an object"
+                )
+        _check_types(
+            path,
+            summary,
+            {"budget": dict, "tags": dict, "strategy_report": dict, "run_id": str, "seed": int},
+        )
         return summary
 
     @cached_property

@@ -9,8 +9,14 @@ skipped, so re-running the same command resumes a sweep. Exit code 1 when a run 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clbench.reporting.command import FORMAT_BY_SUFFIX
 
@@ -20,6 +26,37 @@ if TYPE_CHECKING:
 
 EXIT_FAILED_RUNS = 1
 EXIT_INTERRUPTED = 130
+
+
+class SweepTerminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP to the sweep, raised like Ctrl-C so one path stops it: running runs are
+    told to checkpoint, pending ones are cancelled, sweep.json says so."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While the sweep runs, SIGTERM and SIGHUP raise `SweepTerminated` once (later ones are
+    ignored: the sweep is already stopping and waits for its runs to checkpoint)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handle(signum: int, _frame: Any) -> None:
+        if not fired:
+            fired.append(signum)
+            raise SweepTerminated(signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +93,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def run_sweep(args: argparse.Namespace) -> int:
     from clbench.errors import ConfigError
     from clbench.sweep import gtep, preflight
+    from clbench.sweep.state import SweepLock
     from clbench.sweep.suite import expand, load_suite, parse_grid_option, parse_seeds
 
     if args.jobs < 1:
@@ -79,30 +117,55 @@ def run_sweep(args: argparse.Namespace) -> int:
         _print_plan(expansion.runs, checked, loaded)
         return 0
 
-    missing = preflight.run_pretrain_steps(loaded)
-    deferred, checked.deferred = checked.deferred, []
-    checked = preflight.check_runs(loaded, deferred, set(), missing, checked)
-    runnable = {id(run) for run in checked.runnable}
-    runs = [run for run in expansion.runs if id(run) in runnable]
+    # one sweep per results root at a time: a second one would start the same runs again
+    with SweepLock(loaded.root, loaded.suite.name), _terminate_as_interrupt():
+        missing = preflight.run_pretrain_steps(loaded)
+        deferred, checked.deferred = checked.deferred, []
+        checked = preflight.check_runs(loaded, deferred, set(), missing, checked)
+        runnable = {id(run) for run in checked.runnable}
+        runs = [run for run in expansion.runs if id(run) in runnable]
 
-    sweep = _Sweep(loaded, args)
-    try:
-        with sweep.executor:
-            if protocol is None:
-                sweep.execute(runs, loaded.suite.name)
-                reported = runs
-            else:
-                reported = _run_gtep(sweep, runs, protocol.select)
-    except KeyboardInterrupt:
-        sweep.state.cancel_pending()
-        print("interrupted: pending runs cancelled; run the same command to resume")
-        sweep.print_summary(checked.skip_messages())
-        return EXIT_INTERRUPTED
+        sweep = _Sweep(loaded, args)
+        try:
+            with sweep.executor:
+                if protocol is None:
+                    sweep.execute(runs, loaded.suite.name)
+                    reported = runs
+                else:
+                    reported = _run_gtep(sweep, runs, protocol.select)
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, SweepTerminated) else signal.SIGINT
+            name = signal.Signals(signum).name
+            sweep.state.cancel_pending(name)
+            counts = sweep.state.counts()
+            print(
+                f"clbench: sweep interrupted by {name}: {counts.get('interrupted', 0)} running "
+                f"run(s) checkpointed where they could, {counts.get('cancelled', 0)} not started; "
+                f"resume with: {_resume_command(args)}",
+                file=sys.stderr,
+            )
+            sweep.print_summary(checked.skip_messages())
+            return 128 + int(signum)
     sweep.print_summary(checked.skip_messages())
     if args.report:
         paths = [loaded.root / run.run_id for run in reported]
         _write_report(args.report, paths, loaded.suite.report)
     return EXIT_FAILED_RUNS if sweep.state.failed() else 0
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this sweep (finished runs are skipped, interrupted resumed)."""
+    words = ["clbench", "sweep", args.suite]
+    for option in args.grid:
+        words += ["--grid", option]
+    for flag in ("seeds", "address", "report"):
+        if getattr(args, flag, None):
+            words += [f"--{flag}", str(getattr(args, flag))]
+    if args.jobs != 1:
+        words += ["--jobs", str(args.jobs)]
+    if args.executor != "local":
+        words += ["--executor", args.executor]
+    return shlex.join(words)
 
 
 def _run_gtep(sweep: _Sweep, runs: list[PlannedRun], select: GtepSelect) -> list[PlannedRun]:

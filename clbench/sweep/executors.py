@@ -8,9 +8,11 @@ others. Configs travel as JSON-able dicts and are resolved again in the worker.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -50,13 +52,38 @@ def _limit_threads(threads: int | None) -> None:
             os.environ[var] = str(threads)
 
 
-def _start_worker(threads: int | None) -> None:
-    """Pool worker start: limit threads, then import the engine once (not counted in run time).
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PARENT_PID: int | None = None  # the sweep, in a pool worker
+
+
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (a SIGKILLed sweep
+    leaves no orphan computing runs); True when armed. If the parent is already gone, exit."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent_pid:  # the parent died before prctl: nobody would signal us
+        os._exit(1)
+    return armed
+
+
+def _start_worker(threads: int | None, parent_pid: int | None = None) -> None:
+    """Pool worker start: die with the sweep, limit threads, then import the engine once (not
+    counted in run time).
 
     Ctrl-C reaches every process of the terminal's group. An idle worker ignores it (the sweep
     cancels what is queued); a running `run_job` installs its own handler, checkpoints and
-    stops as ``interrupted``.
+    stops as ``interrupted``. SIGTERM (forwarded by the sweep, or sent by Linux when the sweep
+    dies) does the same to a running run and ends an idle worker.
     """
+    global _PARENT_PID
+    if parent_pid is not None:
+        _PARENT_PID = parent_pid
+        die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_threads(threads)
     import clbench.engine.job  # noqa: F401
@@ -77,6 +104,8 @@ def execute_run(task: RunTask) -> RunResult:
     except KeyboardInterrupt:
         return RunResult(task.run_id, "interrupted", time.perf_counter() - start)
     except BaseException as exc:
+        if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+            os._exit(1)  # the sweep died (we were told to stop): nobody waits for a result
         recorded = _folder_status(task)
         return RunResult(
             task.run_id,
@@ -130,7 +159,7 @@ class LocalExecutor:
                 max_workers=self.jobs,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(self.threads,),
+                initargs=(self.threads, os.getpid()),
             )
         # at most `jobs` runs in flight: nothing sits in the pool's queue when Ctrl-C comes
         queue = iter(tasks)
@@ -144,21 +173,55 @@ class LocalExecutor:
                     on_result(_result_of(future, pending.pop(future)))
                     for task in itertools.islice(queue, 1):
                         pending[self._pool.submit(execute_run, task)] = task
-        except KeyboardInterrupt:
-            # stop submitting and drop queued runs; running ones see the same Ctrl-C and mark
-            # their folders interrupted (resumable); record what they report
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the sweep
+            # stop submitting and drop queued runs; tell running ones to stop (SIGTERM: they
+            # checkpoint and mark their folders interrupted, resumable); record what they report
+            self._stop_workers()
             for future, task in pending.items():
-                if future.done() and not future.cancelled():
-                    on_result(_result_of(future, task))
+                result = _result_of(future, task) if future.done() else _stopped_result(task)
+                if result is not None:
+                    on_result(result)
             raise
+
+    def _stop_workers(self) -> None:
+        """SIGTERM every worker (a Ctrl-C may not have reached them: `kill`, no terminal), then
+        wait until each has checkpointed and exited."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for process in processes:
+            process.join()
+
+
+def _stopped_result(task: RunTask) -> RunResult | None:
+    """What a run stopped by the sweep left in its folder (None: it never started)."""
+    try:
+        status = _folder_status(task)
+    except Exception:
+        status = None
+    if status in ("interrupted", "running"):  # running: killed before it could say so
+        return RunResult(task.run_id, "interrupted")
+    if status in ("finished", "failed", "diverged"):
+        return RunResult(task.run_id, status)
+    return None
 
 
 def _result_of(future: Future[RunResult], task: RunTask) -> RunResult:
+    if future.cancelled():
+        return _stopped_result(task) or RunResult(task.run_id, "cancelled")
     try:
         return future.result()
     except BaseException as exc:  # the worker process itself died (killed, out of memory)
+        try:
+            if _folder_status(task) == "interrupted":  # it checkpointed, then its pool broke
+                return RunResult(task.run_id, "interrupted")
+        except Exception:
+            pass
         return RunResult(task.run_id, "failed", error=f"worker died: {exc!r}")
 
 

@@ -28,6 +28,8 @@ from clbench.config import (
     apply_overrides,
     default_config_path,
     load_yaml,
+    parse_yaml,
+    refuse_bools,
     resolve_config,
 )
 from clbench.engine.runner import run_name
@@ -75,14 +77,11 @@ def parse_grid_option(option: str) -> tuple[str, list[Any]]:
             parts.append(values[start:i])
             start = i + 1
     parts.append(values[start:])
-    try:
-        return key, [yaml.safe_load(p) for p in parts]
-    except yaml.YAMLError as exc:
-        raise ConfigError("--grid", option, f"YAML values ({exc})") from None
+    return key, [parse_yaml(p, "--grid", option) for p in parts]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 Grid = dict[str, list[Any]]
@@ -187,6 +186,12 @@ class SuiteReport(_Strict):
     include_partial: bool = Field(
         False, description="count unfinished (failed, diverged) runs in n, with a footnote"
     )
+    ci: Literal["t", "bootstrap", "none"] = Field(
+        "t", description="cell interval: Student t, BCa bootstrap, or none (mean ± std)"
+    )
+    confidence: float = Field(
+        0.95, gt=0, lt=1, description="interval level; the significance tests use 1 - this"
+    )
 
 
 class SuiteOutput(_Strict):
@@ -257,7 +262,8 @@ class LoadedSuite:
 def load_suite(path: str | Path) -> LoadedSuite:
     """Read and validate a suite file; errors name the suite field."""
     path = Path(path)
-    raw = load_yaml(path)
+    raw = load_yaml(path, "suite")
+    refuse_bools(Suite, raw, "suite.")
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
@@ -271,7 +277,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     if suite.base is None:
         base = load_yaml(default_config_path())
     elif isinstance(suite.base, str):
-        base = load_yaml(Path(path.parent, suite.base))  # an absolute base stays absolute
+        base = load_yaml(Path(path.parent, suite.base), "suite base")  # absolute stays absolute
     else:
         base = dict(suite.base)
     return LoadedSuite(suite, path, base)
