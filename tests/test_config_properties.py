@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -128,19 +129,33 @@ HOSTILE = [
 ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    edits=st.lists(
-        st.tuples(
-            st.integers(0, len(VALID_YAML)),
-            st.integers(0, 8),
-            st.one_of(st.sampled_from(HOSTILE), st.binary(max_size=6)),
-        ),
-        min_size=1,
-        max_size=4,
-    )
+YAML_EDITS = st.lists(
+    st.tuples(
+        st.integers(0, len(VALID_YAML)),
+        st.integers(0, 8),
+        st.one_of(st.sampled_from(HOSTILE), st.binary(max_size=6)),
+    ),
+    min_size=1,
+    max_size=4,
 )
+SHORT = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+LONG = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SHORT
+@given(edits=YAML_EDITS)
 def test_random_yaml_mutations_exit_2_naming_the_file_or_field_or_resolve(edits):
+    check_yaml_mutation(edits)
+
+
+@pytest.mark.slow
+@LONG
+@given(edits=YAML_EDITS)
+def test_random_yaml_mutations_long_form(edits):
+    check_yaml_mutation(edits)
+
+
+def check_yaml_mutation(edits):
     """Splice/delete bytes of a valid config: a valid config or exit 2 with one bounded line
     naming the file or a field; never a traceback (hypothesis reports any exception)."""
     import contextlib
@@ -184,19 +199,35 @@ def _finished_run() -> Path:
     return _FINISHED["run"]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    name=st.sampled_from(["summary.json", "status.json", "config.yaml"]),
-    damage=st.one_of(
-        st.tuples(st.just("truncate"), st.floats(0, 1)),
-        st.tuples(
-            st.just("flip"),
-            st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=5),
-        ),
+DAMAGE = st.one_of(
+    st.tuples(st.just("truncate"), st.floats(0, 1)),
+    st.tuples(
+        st.just("flip"),
+        st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=5),
     ),
-    command=st.sampled_from(["report", "info", "plot"]),
 )
+COMMANDS = st.sampled_from(["report", "info", "plot"])
+RESULT_FILES = ["summary.json", "status.json", "config.yaml"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(RESULT_FILES), damage=DAMAGE, command=COMMANDS)
 def test_random_byte_damage_to_result_files_is_named_or_harmless(name, damage, command):
+    check_byte_damage(name, damage, command)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from([*RESULT_FILES, "records.parquet", "manifest.json"]),
+    damage=DAMAGE,
+    command=COMMANDS,
+)
+def test_random_byte_damage_long_form(name, damage, command):
+    check_byte_damage(name, damage, command)
+
+
+def check_byte_damage(name, damage, command):
     import contextlib
     import io
     import shutil
