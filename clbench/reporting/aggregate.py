@@ -43,9 +43,9 @@ from clbench.reporting.formats import (
     _markdown_grid,
     _plain,
 )
-from clbench.reporting.frame import RunFrame, value_sort_key
+from clbench.reporting.frame import RunFrame
 from clbench.reporting.report import ALL_METRICS
-from clbench.reporting.table import PHASE_KEY, PHASE_ORDER
+from clbench.reporting.table import PHASE_KEY, partition
 from clbench.results.labels import label_key_order, setting_labels, value_text
 from clbench.results.reader import varying_keys
 
@@ -219,7 +219,7 @@ def build_aggregates(
     phase = [PHASE_KEY] if PHASE_KEY in runs.tag_keys else []
     split_keys = list(dict.fromkeys([*phase, *split_by]))
     aggregates = []
-    for split_values, members in _groups(runs, range(len(runs.frame)), split_keys):
+    for split_values, members in partition(runs, range(len(runs.frame)), split_keys):
         varying = varying_keys([runs.configs[i] for i in members])
         if options.scenario_keys is None:
             scenario_keys = label_key_order([k for k in varying if is_comparability_key(k)])
@@ -266,14 +266,14 @@ def _aggregate(
     options: AggregateOptions,
     show_all: bool = False,
 ) -> Aggregate:
-    scenario_groups = _groups(runs, members, scenario_keys)
+    scenario_groups = partition(runs, members, scenario_keys)
     scenario_labels = _labels(
         runs, [dict(zip(scenario_keys, v, strict=True)) for v, _ in scenario_groups], scenario_keys
     )
     scenario_of = {i: s for s, (_, rows) in enumerate(scenario_groups) for i in rows}
     methods = [
         Method(label="", keys=dict(zip(method_keys, values, strict=True)), runs=rows)
-        for values, rows in _groups(runs, members, method_keys)
+        for values, rows in partition(runs, members, method_keys)
     ]
     labels = _labels(
         runs, [m.keys for m in methods], method_keys, [m.runs for m in methods], show_all
@@ -374,24 +374,6 @@ def _check_complete(
         f"--aggregate: no runs with a defined {metric}: {shown}{more}. Every method needs runs "
         "on every scenario; restrict RESULTS, or choose methods with --group-by and scenarios "
         "with --aggregate-by"
-    )
-
-
-def _groups(
-    runs: RunFrame, members: Sequence[int], keys: Sequence[str]
-) -> list[tuple[tuple[Any, ...], list[int]]]:
-    """Runs grouped by their values of ``keys``, in value order (GTEP phases tuning first)."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i in members:
-        groups.setdefault(tuple(runs.key_value(i, k) for k in keys), []).append(i)
-
-    def order(key: str, value: Any) -> tuple[int, Any]:
-        if key == PHASE_KEY and value in PHASE_ORDER:
-            return (0, PHASE_ORDER.index(value))
-        return value_sort_key(value)
-
-    return sorted(
-        groups.items(), key=lambda item: [order(k, v) for k, v in zip(keys, item[0], strict=True)]
     )
 
 

@@ -125,7 +125,7 @@ def build_tables(
     phase = [PHASE_KEY] if PHASE_KEY in runs.tag_keys else []
     split_keys = list(dict.fromkeys([*phase, *split_by]))
     tables = []
-    for split_values, members in _partition(runs, range(len(runs.frame)), split_keys):
+    for split_values, members in partition(runs, range(len(runs.frame)), split_keys):
         if group_by is None:
             # settings that never change results (checkpointing) do not split seeds into rows
             varying = varying_keys([runs.configs[i] for i in members])
@@ -134,7 +134,7 @@ def build_tables(
             keys = [k for k in group_by if k not in split_keys]
         rows = [
             Row(label="", keys=dict(zip(keys, values, strict=True)), runs=list(row_runs))
-            for values, row_runs in _partition(runs, members, keys)
+            for values, row_runs in partition(runs, members, keys)
         ]
         _label_rows(rows, runs, keys, show_all=group_by is not None)
         split = dict(zip(split_keys, split_values, strict=True))
@@ -168,10 +168,11 @@ def _value_order(key: str, value: Any) -> tuple[int, Any]:
     return value_sort_key(value)
 
 
-def _partition(
+def partition(
     runs: RunFrame, members: Sequence[int], keys: Sequence[str]
 ) -> list[tuple[tuple[Any, ...], list[int]]]:
-    """Runs grouped by their values of ``keys``, groups sorted by those values."""
+    """Runs grouped by their values of ``keys``, groups sorted by those values (GTEP phases
+    tuning first); tables, rows and aggregates all group this way."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i in members:
         groups.setdefault(tuple(runs.key_value(i, k) for k in keys), []).append(i)

@@ -54,10 +54,21 @@ class RunLock:
     or the end of the process. Re-entrant use of one object is an error; two objects on one
     folder conflict even within one process (flock locks belong to open files)."""
 
-    def __init__(self, folder: Path, attempts: int = 3, retry_s: float = 0.05) -> None:
-        self.folder, self.path = Path(folder), Path(folder) / LOCK_FILE
+    def __init__(
+        self,
+        folder: Path,
+        attempts: int = 3,
+        retry_s: float = 0.05,
+        *,
+        name: str = LOCK_FILE,
+        stamp: dict[str, Any] | None = None,
+    ) -> None:
+        """``name``: the lock file in ``folder`` (a sweep locks its results root with its own);
+        ``stamp``: more facts recorded for whoever finds it held (e.g. the sweep's name)."""
+        self.folder, self.path = Path(folder), Path(folder) / name
         # a few quick retries ride out `lock_holder` probes, which lock for a moment
         self.attempts, self.retry_s = attempts, retry_s
+        self.stamp = dict(stamp or {})
         self._fd: int | None = None
 
     @property
@@ -79,7 +90,12 @@ class RunLock:
                     raise RunLockedError(self.folder, _read_holder(self.path)) from None
                 time.sleep(self.retry_s)
         # record the holder in place (no rename: the lock belongs to this inode)
-        stamp = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        stamp = {
+            **self.stamp,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.time(),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(stamp) + "\n").encode(), 0)
         self._fd = fd

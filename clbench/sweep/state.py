@@ -8,17 +8,14 @@ crash. ``sweep.log`` collects the traceback of each failed run.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import socket
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from clbench.errors import ClbenchError, ConfigError
-from clbench.results.run_dir import write_json
+from clbench.results.lock import RunLock, RunLockedError
+from clbench.results.run_dir import remove_stale_temp_files, write_json
 from clbench.sweep.executors import RunResult
 from clbench.sweep.suite import LoadedSuite, PlannedRun
 
@@ -43,51 +40,30 @@ class SweepLockedError(ClbenchError):
 
 
 class SweepLock:
-    """Exclusive ``fcntl.flock`` on ``<results root>/.sweep.lock`` for the whole sweep.
-
-    The kernel drops it when the holder ends, however it ends (SIGKILL too), so it never goes
-    stale; the file (never deleted: unlinking races with a process about to lock it) says who
-    holds it. Failing to create the root is reported here, before any run starts.
-    """
+    """An exclusive lock on ``<results root>/.sweep.lock`` for the whole sweep
+    (`clbench.results.lock.RunLock` with its own file name: the kernel drops it however the holder
+    ends, and the file says who holds it). Failing to create the root is reported here, before any
+    run starts."""
 
     def __init__(self, root: Path, suite: str) -> None:
-        self.root, self.suite, self.path = root, suite, root / LOCK_FILE
-        self._fd: int | None = None
+        self.root = root
+        self._lock = RunLock(root, attempts=1, name=LOCK_FILE, stamp={"suite": suite})
 
     def __enter__(self) -> SweepLock:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            self._lock.acquire()
+        except RunLockedError as exc:
+            raise SweepLockedError(self.root, exc.holder) from None
         except OSError as exc:
             raise ConfigError(
                 "suite output.root", str(self.root), f"a writable folder ({exc.strerror})"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SweepLockedError(self.root, _read_holder(self.path)) from None
         # held: no other sweep writes here, so a `.sweep.json.XXXXXXXX` is a killed write's
-        for stale in self.root.glob(f".{STATE_FILE}.*"):
-            stale.unlink(missing_ok=True)
-        stamp = {"pid": os.getpid(), "host": socket.gethostname(), "suite": self.suite}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps({**stamp, "since": time.time()}) + "\n").encode(), 0)
-        self._fd = fd
+        remove_stale_temp_files(self.root)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the only descriptor drops the lock
-            self._fd = None
-
-
-def _read_holder(path: Path) -> dict[str, Any] | None:
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
+        self._lock.release()
 
 
 class SweepState:
