@@ -193,3 +193,13 @@ def test_cli_never_prints_a_traceback_for_hostile_overrides(tmp_path):
             cwd=Path(__file__).parent.parent,
         )
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    "model", ["model.name=slim_resnet18", "model={name: timm, arch: resnet10t}"]
+)
+def test_image_model_on_vector_data_is_refused_before_a_folder_exists(tmp_path, capsys, model):
+    overrides = [o for o in fast_overrides(tmp_path) if not o.startswith("model.")]
+    assert main(["run", *overrides, model]) == 2
+    assert "needs image inputs of shape (C, H, W)" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no run folder, not even a failed one

@@ -86,6 +86,7 @@ def prepare(config: RunConfig) -> Prepared:
     )
     source.check_available()
     dataset = source.load()
+    model_builder.check_input(dataset.input_shape)
 
     scenario_name, scenario_params = component(config, "scenario")
     plan = SCENARIOS.get(scenario_name)(scenario_params).build(dataset, seeds["scenario"])

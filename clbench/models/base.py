@@ -82,6 +82,10 @@ class ModelBuilder(ABC):
     def check(self) -> None:  # noqa: B027 - optional hook, default: nothing can fail
         """Raise `ConfigError` if the config cannot be built; default: always buildable."""
 
+    def check_input(self, input_shape: tuple[int, ...]) -> None:  # noqa: B027 - optional hook
+        """Raise `IncompatibleError` if inputs of ``input_shape`` do not fit the architecture;
+        called with the data's shape before any run folder exists. Default: any shape fits."""
+
     @abstractmethod
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> ContinualModel:
         """Return a freshly initialised model for inputs of ``input_shape`` (no batch dim)."""

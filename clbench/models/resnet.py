@@ -108,6 +108,9 @@ class SlimResNet18(ModelBuilder):
 
     config: Config
 
+    def check_input(self, input_shape: tuple[int, ...]) -> None:
+        image_shape(input_shape, "slim_resnet18")
+
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> ContinualModel:
         """Slim ResNet-18 for ``(C, H, W)`` inputs (any C) with ``num_outputs`` logits."""
         c, h, w = image_shape(input_shape, "slim_resnet18")

@@ -175,6 +175,9 @@ class TimmModel(ModelBuilder):
             )
 
     # ------------------------------------------------------------------------------- building
+    def check_input(self, input_shape: tuple[int, ...]) -> None:
+        image_shape(input_shape, f"timm:{self.config.arch}")
+
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> TimmContinualModel:
         """Create the timm backbone (loading weights if asked) and add a linear head."""
         import timm
