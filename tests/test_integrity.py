@@ -264,3 +264,17 @@ def test_temp_files_of_a_killed_writer_are_removed_under_the_lock(tmp_path):
     assert job.run_job(config, progress=False).skipped  # finished: nothing rerun...
     assert not any(p.exists() for p in stale)  # ...but the leftovers are gone
     assert keep.exists() and (folder / LOCK_FILE).exists()
+
+
+def test_report_refuses_a_summary_edited_after_the_run(tmp_path, capsys):
+    from clbench.errors import ClbenchError
+    from clbench.reporting import render_report
+
+    folder = job.run_job(build_config(None, overrides(tmp_path)), progress=False).path
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["metrics"]["final_acc"] = 0.999  # valid JSON, a better number: still refused
+    (folder / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ClbenchError, match=r"summary\.json.*does not match its digest"):
+        render_report([tmp_path], strict=True)
+    assert main(["report", str(tmp_path)]) == 2  # the only run is skipped: nothing to report
+    assert "summary.json" in capsys.readouterr().err

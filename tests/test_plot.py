@@ -79,6 +79,9 @@ def write_hand_runs(real: Path, root: Path) -> dict[str, Path]:
         ]
         dst = root / src.name
         shutil.copytree(src, dst)
+        # hand-edited files would not match the run's digests: drop them, as in a folder
+        # written before clbench recorded digests (read unverified)
+        (dst / "digests.json").unlink()
         hand_records(seed).to_parquet(dst / "records.parquet", index=False)
         loss = pd.DataFrame({"step": [1, 2, 3, 4], "loss": [2.0 - seed, 1.5, 1.0, 0.5]})
         loss.to_parquet(dst / "train_loss.parquet", index=False)

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from clbench.errors import ConfigError, CorruptedResultError
-from clbench.results.run_dir import FINISHED, STATUS_FILE
+from clbench.results.run_dir import FINISHED, FINISHED_FILES, STATUS_FILE, verify_files
 
 PARTIAL_STATUSES = ("running", "failed", "interrupted", "diverged")
 
@@ -177,7 +177,11 @@ class RunFolder:
             raise CorruptedResultError(path, f"not a readable Parquet file: {exc}") from None
 
     def validate(self) -> None:
-        """Read everything a finished run must have; raise `CorruptedResultError` otherwise."""
+        """Read everything a finished run must have and check it against the digests the run
+        recorded (`digests.json`); raise `CorruptedResultError` naming the first bad file."""
+        problems = verify_files(self.path, FINISHED_FILES)
+        if problems:
+            raise problems[0]
         _ = self.status_info, self.config, self.summary
         self.records()
 
