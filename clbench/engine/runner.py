@@ -210,17 +210,8 @@ class Experiment:
         (view_batch reads its epoch from it), so calling it later, e.g. after `restore`
         replayed a phase, would swap the live batches for fresh ones."""
         if self._batch_counts is None:
-            t = self.prepared.config.train
             self._batch_counts = [
-                len(
-                    self.strategy.phase_batches(
-                        self.strategy.training_parts(k),
-                        t.batch_size,
-                        self.data_generator,
-                        t.drop_last,
-                    )
-                )
-                for k in range(len(self.prepared.plan.phases))
+                len(self._phase_data(k)[1]) for k in range(len(self.prepared.plan.phases))
             ]
         return list(self._batch_counts)
 
@@ -293,11 +284,8 @@ class Experiment:
                 seen_upto = self._seen_upto(k, seen_upto, parts)
                 first_epoch, phase_step = pos.epoch, pos.phase_step
             else:
-                parts = self.strategy.training_parts(k)
+                parts, batches = self._phase_data(k)
                 seen_upto = self._seen_upto(k, seen_upto, parts)
-                batches = self.strategy.phase_batches(
-                    parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
-                )
                 self._phase_start = cloned(self.state_dict()) if keep_phase_start else None
                 self.strategy.before_phase(k)
                 first_epoch, phase_step, resumed_epoch = 0, 0, None
@@ -355,6 +343,14 @@ class Experiment:
             if checkpointer is not None and checkpointer.at_phase_end:
                 self._save(checkpointer, Position(k + 1, 0, 0, step, 0, seen_upto, False))
         self.timing.updates = step
+
+    def _phase_data(self, phase: int) -> tuple[Sequence[PhasePart], Any]:
+        """The parts phase ``phase`` trains on and the strategy's batch iterator over them."""
+        t = self.prepared.config.train
+        parts = self.strategy.training_parts(phase)
+        return parts, self.strategy.phase_batches(
+            parts, t.batch_size, self.data_generator, t.drop_last
+        )
 
     def _seen_upto(
         self, phase: int, seen_upto: int, parts: Sequence[PhasePart] | None = None
@@ -423,15 +419,12 @@ class Experiment:
         # Inside a phase: rebuild the phase start, replay the phase's set-up and data order up
         # to the saved batch, then take the saved state. Done here rather than in `run` so a
         # state that does not fit fails before the caller writes anything.
-        cfg, k = self.prepared.config, position.phase
+        k = position.phase
         self._load(checkpoint["phase_start"], "phase_start")
         # a copy: the live strategy may keep the loaded tensors and update them in place,
         # and this phase start goes into every later checkpoint of the phase
         self._phase_start = cloned(checkpoint["phase_start"])
-        parts = self.strategy.training_parts(k)
-        batches = self.strategy.phase_batches(
-            parts, cfg.train.batch_size, self.data_generator, cfg.train.drop_last
-        )
+        parts, batches = self._phase_data(k)
         self.strategy.before_phase(k)
         live = self._fast_forward(batches, position.epoch, position.batch)
         self._load(checkpoint["current"], "current")

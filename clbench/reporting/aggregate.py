@@ -33,19 +33,19 @@ from clbench.errors import ClbenchError, ConfigError
 from clbench.reporting.columns import ColumnSpec, column_spec
 from clbench.reporting.comparability import NO_EFFECT_ON_NUMBERS, is_comparability_key
 from clbench.reporting.formats import (
-    _CSS,
+    PAGE_CSS,
     HtmlStyle,
     LatexStyle,
     MarkdownStyle,
     Style,
-    _html_table,
-    _latex_tabular,
-    _markdown_grid,
-    _plain,
+    html_table,
+    latex_tabular,
+    markdown_grid,
+    plain_value,
 )
 from clbench.reporting.frame import RunFrame
 from clbench.reporting.report import ALL_METRICS
-from clbench.reporting.table import PHASE_KEY, partition
+from clbench.reporting.table import PHASE_KEY, partition, split_title
 from clbench.results.labels import label_key_order, setting_labels, value_text
 from clbench.results.reader import varying_keys
 
@@ -108,11 +108,7 @@ class Aggregate:
 
     @property
     def title(self) -> str | None:
-        if not self.split:
-            return None
-        return ", ".join(
-            f"{k.removeprefix('tags.')}: {value_text(v)}" for k, v in self.split.items()
-        )
+        return split_title(self.split)
 
 
 # --- the statistics --------------------------------------------------------------------------
@@ -482,10 +478,10 @@ def aggregate_markdown(aggregates: Sequence[Aggregate]) -> str:
         if aggregate.title:
             lines += [f"### {style.escape(aggregate.title)}", ""]
         lines += [_scenarios_line(aggregate, style) + ":", ""]
-        lines += [*_markdown_grid(*iqm_grid(aggregate, style)), ""]
+        lines += [*markdown_grid(*iqm_grid(aggregate, style)), ""]
         for column in aggregate.columns:
             lines += [_improvement_title(column, style) + ":", ""]
-            lines += [*_markdown_grid(*improvement_grid(aggregate, column, style)), ""]
+            lines += [*markdown_grid(*improvement_grid(aggregate, column, style)), ""]
     if aggregates:
         lines.append(f"_{style.escape(legend(aggregates[0].options))}._")
     return "\n".join(lines) + "\n"
@@ -501,12 +497,12 @@ def aggregate_latex(aggregates: Sequence[Aggregate]) -> str:
         if aggregate.title:
             lines.append(rf"\noindent\textbf{{{style.escape(aggregate.title)}}}\par\smallskip")
         lines.append(rf"\noindent {_scenarios_line(aggregate, style)}\par\smallskip")
-        lines += _latex_tabular(*iqm_grid(aggregate, style))
+        lines += latex_tabular(*iqm_grid(aggregate, style))
         for column in aggregate.columns:
             lines.append(
                 rf"\par\medskip\noindent {_improvement_title(column, style)}\par\smallskip"
             )
-            lines += _latex_tabular(*improvement_grid(aggregate, column, style))
+            lines += latex_tabular(*improvement_grid(aggregate, column, style))
         lines.append(r"\par\bigskip")
     return "\n".join(lines) + "\n"
 
@@ -518,17 +514,17 @@ def aggregate_html(aggregates: Sequence[Aggregate]) -> str:
         "<!DOCTYPE html>",
         '<html lang="en">',
         '<head><meta charset="utf-8"/><title>clbench report --aggregate</title>',
-        f"<style>{_CSS}</style></head>",
+        f"<style>{PAGE_CSS}</style></head>",
         "<body>",
     ]
     for aggregate in aggregates:
         if aggregate.title:
             lines.append(f"<h2>{style.escape(aggregate.title)}</h2>")
         lines.append(f"<p>{_scenarios_line(aggregate, style)}</p>")
-        lines += _html_table(*iqm_grid(aggregate, style))
+        lines += html_table(*iqm_grid(aggregate, style))
         for column in aggregate.columns:
             lines.append(f"<h3>{_improvement_title(column, style)}</h3>")
-            lines += _html_table(*improvement_grid(aggregate, column, style))
+            lines += html_table(*improvement_grid(aggregate, column, style))
     if aggregates:
         lines.append(f'<p class="legend">{html.escape(legend(aggregates[0].options))}.</p>')
     lines += ["</body>", "</html>"]
@@ -543,11 +539,11 @@ def aggregate_csv(aggregates: Sequence[Aggregate]) -> str:
 
     records = []
     for aggregate in aggregates:
-        split = {k: _plain(v) for k, v in aggregate.split.items()}
+        split = {k: plain_value(v) for k, v in aggregate.split.items()}
         for column in aggregate.columns:
             base = {**split, "metric": column.name, "direction": column.direction}
             for a, method in enumerate(aggregate.methods):
-                keys = {k: _plain(v) for k, v in method.keys.items()}
+                keys = {k: plain_value(v) for k, v in method.keys.items()}
                 interval = method.iqm[column.name]
                 records.append(
                     base

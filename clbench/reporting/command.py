@@ -204,16 +204,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     write_text(out, result.text)
     if aggregate is not None:
         methods = sum(len(a.methods) for a in result.aggregates)
-        print(
-            f"{out}: {fmt}, {len(result.aggregates)} aggregate(s) of {methods} method(s) "
-            f"from {len(result.runs.frame)} run(s)",
-            file=sys.stderr,
-        )
-        return 0
-    rows = sum(len(table.rows) for table in result.tables)
-    print(
-        f"{out}: {fmt}, {len(result.tables)} table(s), {rows} row(s) "
-        f"from {len(result.runs.frame)} run(s)",
-        file=sys.stderr,
-    )
+        made = f"{len(result.aggregates)} aggregate(s) of {methods} method(s)"
+    else:
+        rows = sum(len(table.rows) for table in result.tables)
+        made = f"{len(result.tables)} table(s), {rows} row(s)"
+    print(f"{out}: {fmt}, {made} from {len(result.runs.frame)} run(s)", file=sys.stderr)
     return 0

@@ -251,7 +251,7 @@ def _baseline_title(table: Table, style: Style) -> str:
 # --- Markdown ----------------------------------------------------------------------------------
 
 
-def _markdown_grid(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_grid(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return lines
@@ -263,7 +263,7 @@ def to_markdown(tables: Sequence[Table]) -> str:
     for table in tables:
         if table.title:
             lines += [f"### {style.escape(table.title)}", ""]
-        lines += [*_markdown_grid(*main_grid(table, style)), ""]
+        lines += [*markdown_grid(*main_grid(table, style)), ""]
         for number, note in enumerate(table.footnotes(), 1):
             lines.append(f"- {style.sup(str(number))} {style.escape(note)}")
         lines += [f"- {style.escape(note)}" for note in table.notes]
@@ -271,7 +271,7 @@ def to_markdown(tables: Sequence[Table]) -> str:
             lines.append("")
         if table.baseline is not None:
             lines += [_baseline_title(table, style) + ":", ""]
-            lines += [*_markdown_grid(*delta_grid(table, style)), ""]
+            lines += [*markdown_grid(*delta_grid(table, style)), ""]
     lines.append(f"_{style.escape(legend(tables))}._")
     return "\n".join(lines) + "\n"
 
@@ -279,7 +279,7 @@ def to_markdown(tables: Sequence[Table]) -> str:
 # --- LaTeX -------------------------------------------------------------------------------------
 
 
-def _latex_tabular(header: list[str], rows: list[list[str]]) -> list[str]:
+def latex_tabular(header: list[str], rows: list[list[str]]) -> list[str]:
     return [
         r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
         r"\toprule",
@@ -298,7 +298,7 @@ def to_latex(tables: Sequence[Table]) -> str:
     for table in tables:
         if table.title:
             lines.append(rf"\noindent\textbf{{{style.escape(table.title)}}}\par\smallskip")
-        lines += _latex_tabular(*main_grid(table, style))
+        lines += latex_tabular(*main_grid(table, style))
         notes = [
             style.sup(str(number)) + "~" + style.escape(note)
             for number, note in enumerate(table.footnotes(), 1)
@@ -308,7 +308,7 @@ def to_latex(tables: Sequence[Table]) -> str:
             lines.append(r"\par\smallskip{\footnotesize " + r" \\ ".join(notes) + r"\par}")
         if table.baseline is not None:
             lines.append(rf"\par\medskip\noindent {_baseline_title(table, style)}\par\smallskip")
-            lines += _latex_tabular(*delta_grid(table, style))
+            lines += latex_tabular(*delta_grid(table, style))
         lines.append(r"\par\bigskip")
     lines.append(r"{\footnotesize " + style.escape(legend(tables)) + r".\par}")
     return "\n".join(lines) + "\n"
@@ -316,7 +316,7 @@ def to_latex(tables: Sequence[Table]) -> str:
 
 # --- HTML --------------------------------------------------------------------------------------
 
-_CSS = (
+PAGE_CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em}"
     "table{border-collapse:collapse;margin:1em 0}"
     "th,td{padding:.3em .8em;border-bottom:1px solid #ccc;text-align:right}"
@@ -326,7 +326,7 @@ _CSS = (
 )
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def html_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["<table>", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead>"]
     lines.append("<tbody>")
     lines += ["<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in rows]
@@ -341,19 +341,19 @@ def to_html(tables: Sequence[Table]) -> str:
         "<!DOCTYPE html>",
         '<html lang="en">',
         '<head><meta charset="utf-8"/><title>clbench report</title>',
-        f"<style>{_CSS}</style></head>",
+        f"<style>{PAGE_CSS}</style></head>",
         "<body>",
     ]
     for table in tables:
         if table.title:
             lines.append(f"<h2>{style.escape(table.title)}</h2>")
-        lines += _html_table(*main_grid(table, style))
+        lines += html_table(*main_grid(table, style))
         for number, note in enumerate(table.footnotes(), 1):
             lines.append(f'<p class="notes">{style.sup(str(number))} {style.escape(note)}</p>')
         lines += [f'<p class="notes">{style.escape(note)}</p>' for note in table.notes]
         if table.baseline is not None:
             lines.append(f"<h3>{_baseline_title(table, style)}</h3>")
-            lines += _html_table(*delta_grid(table, style))
+            lines += html_table(*delta_grid(table, style))
     lines += [f'<p class="legend">{style.escape(legend(tables))}.</p>', "</body>", "</html>"]
     return "\n".join(lines) + "\n"
 
@@ -361,7 +361,7 @@ def to_html(tables: Sequence[Table]) -> str:
 # --- CSV ---------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     if value is None or isinstance(value, int | float | str):
         return value
     return value_text(value)
@@ -408,9 +408,9 @@ def to_csv(tables: Sequence[Table]) -> str:
     records = []
     for table in tables:
         for row in table.rows:
-            record: dict[str, Any] = {k: _plain(v) for k, v in table.split.items()}
+            record: dict[str, Any] = {k: plain_value(v) for k, v in table.split.items()}
             record["label"] = row.label
-            record.update({k: _plain(v) for k, v in row.keys.items()})
+            record.update({k: plain_value(v) for k, v in row.keys.items()})
             record["n"] = row.n
             for column in table.columns:
                 record.update(_cell_record(table, row, column, with_deltas))

@@ -90,11 +90,7 @@ class Table:
 
     @property
     def title(self) -> str | None:
-        if not self.split:
-            return None
-        return ", ".join(
-            f"{k.removeprefix('tags.')}: {value_text(v)}" for k, v in self.split.items()
-        )
+        return split_title(self.split)
 
     def footnotes(self) -> list[str]:
         """Distinct row and cell notes in order of appearance (row by row, label first, then
@@ -106,6 +102,14 @@ class Table:
             for note in notes
         ]
         return list(dict.fromkeys(ordered))
+
+
+def split_title(split: dict[str, Any]) -> str | None:
+    """What every run of a table (or aggregate) shares, e.g. ``phase: tuning, data.name: digits``;
+    None without a split."""
+    if not split:
+        return None
+    return ", ".join(f"{k.removeprefix('tags.')}: {value_text(v)}" for k, v in split.items())
 
 
 def build_tables(
