@@ -1,7 +1,8 @@
 """SLCA vs slow learner vs seq FT with a backbone pretrained offline (issue: SLCA on timm).
 
 1. Pretrain timm ``resnet10t`` (28x28, grey repeated to RGB) supervised on Fashion-MNIST classes
-   0-4 (`configs/slca/pretrain_fmnist04.yaml`, `clbench.pretrain`); reused if the file exists.
+   0-4 (`configs/slca/pretrain_fmnist04.yaml`, `clbench.engine.pretrain`); reused if the file
+   exists.
 2. Class-incremental Split-digits (scikit-learn 8x8 digits resized to 28 px on the device,
    5 tasks x 2 classes, class order drawn from the seed) from that backbone
    (`configs/slca/slca_digits.yaml`, official SLCA hyperparameters): ``seq_ft`` (backbone lr =
@@ -25,9 +26,9 @@ import time
 from pathlib import Path
 
 from clbench.config import build_config
+from clbench.engine.pretrain import pretrain
 from clbench.engine.runner import Experiment, prepare
 from clbench.metrics import chance_levels, compute_metrics
-from clbench.pretrain import pretrain
 
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAIN_CONFIG = ROOT / "configs" / "slca" / "pretrain_fmnist04.yaml"

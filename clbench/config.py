@@ -2,7 +2,8 @@
 
 A run config has four component sections (``data``, ``scenario``, ``model``, ``strategy``), each
 a ``name`` plus that component's parameters, validated against the component's own
-pydantic ``Config``; and fixed sections ``train``, ``eval``, ``metrics``, ``output`` plus ``seed``,
+pydantic ``Config``; ``plugins``, a mapping from plugin names to their parameters (applied in
+that order); and fixed sections ``train``, ``eval``, ``metrics``, ``output`` plus ``seed``,
 ``device`` and ``precision``. `resolve_config` returns the fully defaulted config whose hash
 names the run.
 """
@@ -20,11 +21,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from clbench.errors import ConfigError, clip
 from clbench.metrics.summary import MetricOptions
-from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES, Registry, validate_params
+from clbench.registry import (
+    DATASETS,
+    MODELS,
+    PLUGINS,
+    SCENARIOS,
+    STRATEGIES,
+    Registry,
+    validate_params,
+)
 
 # Limits on what an input may hold (README "Limits"): hostile or mistyped input is refused with
 # a message instead of hanging, exhausting memory or running for years.
@@ -117,10 +126,17 @@ class OutputConfig(_Section):
 class RunConfig(_Section):
     """A whole experiment."""
 
+    _parts: dict[str, Any] | None = PrivateAttr(default=None)
+
     data: dict[str, Any] = Field(default_factory=lambda: {"name": "digits"})
     scenario: dict[str, Any] = Field(default_factory=lambda: {"name": "class_incremental"})
     model: dict[str, Any] = Field(default_factory=lambda: {"name": "mlp"})
     strategy: dict[str, Any] = Field(default_factory=lambda: {"name": "er"})
+    plugins: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict,
+        description="Plugins over the strategy, in order: {name: {parameters}}, e.g. "
+        "{view_batch: {views: 4}}",
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     metrics: MetricOptions = Field(default_factory=MetricOptions)
@@ -374,6 +390,13 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
         name = params.pop("name", None)
         if not isinstance(name, str):
             raise ConfigError(f"{section}.name", name, registry.names())
+        if section == "strategy" and name in PLUGINS and name not in STRATEGIES:
+            raise ConfigError(
+                "strategy.name",
+                name,
+                f"a strategy ({name} is a plugin: name the strategy it modifies here, with its "
+                f"parameters, and add `plugins: {{{name}: {{...}}}}`)",
+            )
         component_cls = registry.get(name, field=f"{section}.name")
         common = {}
         if section == "data":
@@ -385,8 +408,15 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
         validated = validate_params(component_cls.Config, params, section)
         _check_values(validated.model_dump(), section)  # before JSON turns inf into null
         setattr(config, section, {"name": name, **common, **validated.model_dump(mode="json")})
-    fixed = config.model_dump(exclude=set(_COMPONENTS))
+    _resolve_plugins(config)
+    fixed = config.model_dump(exclude={*_COMPONENTS, "plugins"})
     _check_values({k: v for k, v in fixed.items() if k != "seed"}, "")
+    # each component resolved once; `component` reuses it while the section is unchanged
+    config._parts = {s: (dict(getattr(config, s)), _validated(config, s)) for s in _COMPONENTS}
+    for name, params in config.plugins.items():
+        check = getattr(PLUGINS.get(name), "check_run", None)
+        if check is not None:
+            check(PLUGINS.get(name).Config.model_validate(params), config)
     for section in _COMPONENTS:
         # cross-section rules a component states itself (e.g. batch size vs views), so that
         # they are refused here, before any run folder exists
@@ -395,6 +425,26 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
         if check is not None:
             check(params, config)
     return config
+
+
+def _resolve_plugins(config: RunConfig) -> None:
+    """Validate each plugin's parameters (errors name ``plugins.<name>.<field>``)."""
+    resolved: dict[str, dict[str, Any]] = {}
+    for name, params in config.plugins.items():
+        if name in STRATEGIES and name not in PLUGINS:
+            raise ConfigError(
+                f"plugins.{name}", params, f"a plugin ({name} is a strategy: strategy.name)"
+            )
+        plugin_cls = PLUGINS.get(name, field="plugins")
+        raw = params or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"plugins.{name}", raw, "a mapping of the plugin's parameters")
+        where = f"plugins.{name}"
+        refuse_bools(plugin_cls.Config, raw, f"{where}.")
+        validated = validate_params(plugin_cls.Config, raw, where)
+        _check_values(validated.model_dump(), where)
+        resolved[name] = validated.model_dump(mode="json")
+    config.plugins = resolved
 
 
 def build_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -412,12 +462,26 @@ def config_hash(config: RunConfig) -> str:
     """Hash of the resolved config (seed included) without output and checkpoint settings (which
     never change results): names the run."""
     payload = config.model_dump(mode="json", exclude=set(HASH_EXCLUDED))
+    if not payload["plugins"]:
+        del payload["plugins"]  # runs without plugins keep the names they had before plugins
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
 def component(config: RunConfig, section: str) -> tuple[str, BaseModel]:
     """(name, validated params model) of a resolved component section."""
+    cached = (config._parts or {}).get(section)
+    if cached is not None and cached[0] == getattr(config, section):
+        return cached[1]
+    return _validated(config, section)
+
+
+def plugin_params(config: RunConfig) -> list[tuple[str, BaseModel]]:
+    """(name, validated params model) of each configured plugin, in order."""
+    return [(n, PLUGINS.get(n).Config.model_validate(p)) for n, p in config.plugins.items()]
+
+
+def _validated(config: RunConfig, section: str) -> tuple[str, BaseModel]:
     params = dict(getattr(config, section))
     name = params.pop("name")
     if section == "data":

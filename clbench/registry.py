@@ -113,6 +113,8 @@ def describe_params(config_cls: type[BaseModel]) -> list[tuple[str, str, Any, st
 
 
 DATASETS: Registry[Any] = Registry("data", ("clbench.data.sources",), "clbench.datasets")
-SCENARIOS: Registry[Any] = Registry("scenario", ("scenarios",), "clbench.scenarios")
+SCENARIOS: Registry[Any] = Registry("scenario", ("clbench.scenarios",), "clbench.scenarios")
 MODELS: Registry[Any] = Registry("model", ("clbench.models",), "clbench.models")
-STRATEGIES: Registry[Any] = Registry("strategy", ("strategies",), "clbench.strategies")
+STRATEGIES: Registry[Any] = Registry("strategy", ("clbench.strategies",), "clbench.strategies")
+# plugins live next to the methods they belong to (e.g. View-Batch, FPF in clbench.strategies)
+PLUGINS: Registry[Any] = Registry("plugin", ("clbench.strategies",), "clbench.plugins")

@@ -15,8 +15,8 @@ from pydantic import Field, field_validator
 
 from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch
-from clbench.plan import PhasePart, ScenarioPlan
 from clbench.registry import STRATEGIES, validate_params
+from clbench.scenario.plan import PhasePart, ScenarioPlan
 from clbench.strategy import Strategy, StrategyContext
 
 BASE_FIELD = "strategy.base"

@@ -10,9 +10,9 @@ from pydantic_core import PydanticCustomError
 
 from clbench.data.dataset import InMemoryDataset
 from clbench.errors import ConfigError
-from clbench.plan import Phase, ScenarioPlan, Task, sequential_phases
 from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario import ScenarioBuilder
+from clbench.scenario.plan import Phase, ScenarioPlan, Task, sequential_phases
 
 # Scenario parameters arrive under the ``scenario`` key of a run config; build-time errors name
 # the full path so they read like the errors `validate_params` raises for the same config.

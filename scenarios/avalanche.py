@@ -24,13 +24,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from clbench.scenarios._common import make_plan, param_error
 
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.sources.avalanche import benchmark_to_dataset, experience_ids
-from clbench.plan import ScenarioPlan, Setting, Task
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
-from scenarios._common import make_plan, param_error
+from clbench.scenario.plan import ScenarioPlan, Setting, Task
 
 
 @SCENARIOS.register("avalanche")

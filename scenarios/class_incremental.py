@@ -13,13 +13,19 @@ from collections import Counter
 from itertools import accumulate, pairwise
 from typing import ClassVar
 
+from clbench.scenarios._common import (
+    indices_of_classes,
+    invalid,
+    make_plan,
+    param_error,
+    seeded_rng,
+)
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from clbench.data.dataset import InMemoryDataset
-from clbench.plan import ScenarioPlan, Setting, Task
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
-from scenarios._common import indices_of_classes, invalid, make_plan, param_error, seeded_rng
+from clbench.scenario.plan import ScenarioPlan, Setting, Task
 
 _ORDER_STREAM = 0  # `seeded_rng` stream of the class order
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from clbench.scenarios._common import invalid, make_plan, param_error, seeded_rng
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from clbench.data.dataset import InMemoryDataset
-from clbench.plan import IDENTITY, InputTransform, ScenarioPlan, Setting, Task
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
-from scenarios._common import invalid, make_plan, param_error, seeded_rng
+from clbench.scenario.plan import IDENTITY, InputTransform, ScenarioPlan, Setting, Task
 
 _TRANSFORM_STREAM = 1  # `seeded_rng` streams (see scenarios._common.seeded_rng)
 _SPLIT_STREAM = 2

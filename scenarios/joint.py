@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from clbench.scenarios._common import PREFIX, NestedScenario, invalid, make_plan
 from pydantic import BaseModel, Field, field_validator
 
 from clbench.data.dataset import InMemoryDataset
-from clbench.plan import Phase, PhasePart, ScenarioPlan, Setting
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
-from scenarios._common import PREFIX, NestedScenario, invalid, make_plan
+from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting
 
 _INNER = f"{PREFIX}.of"  # parameter path of the inner scenario, used in its error messages
 

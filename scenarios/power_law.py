@@ -65,14 +65,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
-
-from clbench.data.dataset import InMemoryDataset
-from clbench.errors import ConfigError
-from clbench.plan import Phase, PhasePart, ScenarioPlan, Setting
-from clbench.registry import SCENARIOS
-from clbench.scenario import ScenarioBuilder
-from scenarios._common import (
+from clbench.scenarios._common import (
     PREFIX,
     NestedScenario,
     invalid,
@@ -80,6 +73,13 @@ from scenarios._common import (
     param_error,
     seeded_rng,
 )
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from clbench.data.dataset import InMemoryDataset
+from clbench.errors import ConfigError
+from clbench.registry import SCENARIOS
+from clbench.scenario import ScenarioBuilder
+from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting
 
 Kernel = Literal["power", "exponential", "uniform", "none", "full", "rank_poly", "table"]
 

@@ -35,13 +35,19 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from clbench.scenarios._common import (
+    indices_of_classes,
+    invalid,
+    make_plan,
+    param_error,
+    seeded_rng,
+)
 from pydantic import Field, ValidationInfo, field_validator
 
 from clbench.data.dataset import InMemoryDataset
-from clbench.plan import Phase, PhasePart, ScenarioPlan, Setting, Task
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
-from scenarios._common import indices_of_classes, invalid, make_plan, param_error, seeded_rng
+from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting, Task
 
 _SUBSET_STREAM = 20  # `seeded_rng` streams (see scenarios._common.seeded_rng)
 _SCHEDULE_STREAM = 21

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from clbench.plan import Setting
+from clbench.scenarios.class_incremental import ClassIncremental
+
 from clbench.registry import SCENARIOS
-from scenarios.class_incremental import ClassIncremental
+from clbench.scenario.plan import Setting
 
 
 @SCENARIOS.register("task_incremental")

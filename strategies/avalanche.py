@@ -69,8 +69,8 @@ from torch import nn
 
 from clbench.data.stream import Batch
 from clbench.errors import ClbenchError, ConfigError
-from clbench.plan import ScenarioPlan
 from clbench.registry import STRATEGIES
+from clbench.scenario.plan import ScenarioPlan
 from clbench.strategy import Capabilities, Strategy
 
 ALL_SETTINGS = frozenset({"class", "domain", "task"})

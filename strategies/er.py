@@ -13,10 +13,10 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from clbench.buffers import ClassBalancedBuffer, ReservoirBuffer
 from clbench.data.stream import Batch
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities, Strategy
+from clbench.strategy.buffers import ClassBalancedBuffer, ReservoirBuffer
 
 
 @STRATEGIES.register("er")

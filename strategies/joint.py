@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clbench.plan import PhasePart
+from clbench.strategies.naive import Naive
+
 from clbench.registry import STRATEGIES
-from strategies.naive import Naive
+from clbench.scenario.plan import PhasePart
 
 
 @STRATEGIES.register("joint")

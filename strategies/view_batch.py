@@ -10,7 +10,8 @@ base strategy (``base.name``: ``er``, ``naive``, ...), two independent parts:
   is unchanged: a *cycle* of V epochs draws one permutation of the phase's N samples and each epoch
   of the cycle takes the next N/V of them, so each unique sample is visited once per V epochs, as V
   views, and every epoch has the base's number of batches and (when V divides N) samples.
-  Replay-buffer draws of a base that samples an `clbench.buffers` memory are view-batched too
+  Replay-buffer draws of a base that samples a `clbench.strategy.buffers` memory are view-batched
+  too
   (``apply_to``; Table 7 "both").
 - **self-supervision** (`ssl`): views 2..V are strongly augmented (`clbench.data.augment`) and
   ``ssl_weight · mean_j KL(p¹ ‖ pʲ)`` (Eq. 3-4) is added to the base loss through
@@ -34,8 +35,8 @@ from clbench.data.augment import build_augment, noise_views
 from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch, StreamData
 from clbench.errors import ConfigError
-from clbench.plan import PhasePart
 from clbench.registry import STRATEGIES
+from clbench.scenario.plan import PhasePart
 from clbench.strategy import Capabilities, StrategyContext
 from clbench.wrapper import StrategyWrapper
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from clbench.buffers import ClassBalancedBuffer, ReservoirBuffer
+from clbench.strategy.buffers import ClassBalancedBuffer, ReservoirBuffer
 
 
 def test_reservoir_fills_then_keeps_capacity():

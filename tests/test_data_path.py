@@ -8,7 +8,7 @@ import torch
 
 from clbench.data.batches import PhaseBatches
 from clbench.data.stream import StreamData
-from clbench.plan import InputTransform, PhasePart, ScenarioPlan, Task, sequential_phases
+from clbench.scenario.plan import InputTransform, PhasePart, ScenarioPlan, Task, sequential_phases
 
 
 def two_task_plan(dataset, setting="class", transform=None) -> ScenarioPlan:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from clbench.strategies.naive import Naive
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -13,7 +14,6 @@ from clbench.errors import IncompatibleError
 from clbench.metrics import compute_metrics
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities
-from strategies.naive import Naive
 from tests.conftest import fast_overrides
 
 

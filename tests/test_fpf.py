@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from clbench.strategies.fpf.finetune import (
+    FinetuneSettings,
+    SensitivityTracker,
+    finetune,
+    resolve_patterns,
+)
+from clbench.strategies.fpf.k_fpf import trigger_steps
 from torch import nn
 
-from clbench.buffers import ReservoirBuffer
 from clbench.config import build_config
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
-from clbench.fpf import FinetuneSettings, SensitivityTracker, finetune, resolve_patterns
 from clbench.metrics import compute_metrics
 from clbench.models.base import ContinualModel
-from strategies.k_fpf import trigger_steps
+from clbench.strategy.buffers import ReservoirBuffer
 from tests.conftest import fast_overrides
 
 BN = {"model.batch_norm": "true"}

@@ -178,7 +178,7 @@ def test_second_ctrl_c_exits_130_without_traceback(monkeypatch, capsys):
     def interrupted(_args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("clbench.cli._cmd_list", interrupted)
+    monkeypatch.setattr("clbench.cli.main._cmd_list", interrupted)
     assert main(["list"]) == 130
     assert capsys.readouterr().err.strip() == "clbench: interrupted (SIGINT)"
 

@@ -8,17 +8,8 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-
-from clbench.config import build_config
-from clbench.engine.checkpoint import (
-    CHECKPOINT_FILE,
-    Checkpointer,
-    load_checkpoint,
-    save_checkpoint,
-)
-from clbench.engine.runner import Experiment, prepare
-from clbench.errors import ConfigError
-from clbench.interval import (
+from clbench.strategies.hyperinterval import eps_at, kappa_at
+from clbench.strategies.hyperinterval.interval import (
     entropy,
     hypernet_ibp,
     interval_conv2d,
@@ -31,8 +22,17 @@ from clbench.interval import (
     split_flat,
     worst_case_logits,
 )
-from strategies.hyperinterval import eps_at, kappa_at
-from strategies.hyperinterval.targets import CNNTarget
+from clbench.strategies.hyperinterval.targets import CNNTarget
+
+from clbench.config import build_config
+from clbench.engine.checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpointer,
+    load_checkpoint,
+    save_checkpoint,
+)
+from clbench.engine.runner import Experiment, prepare
+from clbench.errors import ConfigError
 from tests.conftest import fast_overrides
 
 TOL = 1e-4

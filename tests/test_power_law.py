@@ -7,6 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clbench.scenarios.power_law import (
+    PROTOTYPE_LAG_COUNTS,
+    PowerLaw,
+    apportion,
+    prototype_table,
+    rehearsal_counts,
+)
 
 from clbench.cli import main
 from clbench.config import build_config
@@ -14,15 +21,8 @@ from clbench.data.dataset import InMemoryDataset
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
-from clbench.plan import ScenarioPlan
 from clbench.registry import SCENARIOS, validate_params
-from scenarios.power_law import (
-    PROTOTYPE_LAG_COUNTS,
-    PowerLaw,
-    apportion,
-    prototype_table,
-    rehearsal_counts,
-)
+from clbench.scenario.plan import ScenarioPlan
 from tests.conftest import fast_overrides, make_image_dataset
 
 FULL = 57927  # new-task samples per phase in the prototype (environments.py)

@@ -7,21 +7,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clbench.scenarios._common import seeded_rng
+from clbench.scenarios.recurrence import (
+    cir_first_occurrence_pmf,
+    cir_schedule,
+    scole_class_probs,
+    scole_schedule,
+)
 
 from clbench.config import build_config
 from clbench.data.dataset import InMemoryDataset
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
-from clbench.plan import ScenarioPlan
 from clbench.registry import SCENARIOS, validate_params
-from scenarios._common import seeded_rng
-from scenarios.recurrence import (
-    cir_first_occurrence_pmf,
-    cir_schedule,
-    scole_class_probs,
-    scole_schedule,
-)
+from clbench.scenario.plan import ScenarioPlan
 from tests.conftest import fast_overrides, make_image_dataset
 
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.errors import ConfigError
-from clbench.plan import ScenarioPlan
 from clbench.registry import SCENARIOS, describe_params, validate_params
+from clbench.scenario.plan import ScenarioPlan
 
 N_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS = 10, 20, 10
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from clbench.strategies.view_batch import ViewBatches, view_groups
 
 from clbench.config import build_config
 from clbench.data.augment import build_augment
@@ -11,8 +12,7 @@ from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
-from clbench.plan import PhasePart
-from strategies.view_batch import ViewBatches, view_groups
+from clbench.scenario.plan import PhasePart
 from tests.conftest import fast_overrides
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from clbench.plan import PhasePart
+from clbench.scenario.plan import PhasePart
 
 
 class PhaseBatches:

@@ -14,7 +14,7 @@ import torch
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.transforms import DeviceTransform
-from clbench.plan import ScenarioPlan
+from clbench.scenario.plan import ScenarioPlan
 
 
 @dataclass(slots=True)  # not frozen: frozen dataclasses pay for object.__setattr__ per field

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from clbench.plan import InputTransform
+from clbench.scenario.plan import InputTransform
 
 NOISE_BANK_SIZE = 1024  # distinct noise patterns per task; sample i uses pattern i % size
 

@@ -17,13 +17,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from clbench.cli.progress import ProgressBar
 from clbench.config import RunConfig, config_hash, resolve_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, load_checkpoint
 from clbench.engine.memory import peak_memory, reset_peak_memory
 from clbench.engine.runner import Experiment, Prepared, RunDiverged, RunInterrupted, prepare
 from clbench.errors import ConfigError, CorruptedResultError
 from clbench.metrics import chance_levels, compute_metrics
-from clbench.progress import ProgressBar
 from clbench.results.lock import RunLock
 from clbench.results.manifest import build_manifest
 from clbench.results.run_dir import (

@@ -27,8 +27,8 @@ from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.records import RecordLog
 from clbench.engine.seeding import derived_seeds, seed_globals
 from clbench.errors import ConfigError, IncompatibleError
-from clbench.plan import PhasePart, ScenarioPlan
 from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES
+from clbench.scenario.plan import PhasePart, ScenarioPlan
 from clbench.strategy import OptimizerSettings, Strategy, StrategyContext
 
 

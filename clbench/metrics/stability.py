@@ -31,7 +31,7 @@ import pandas as pd
 from clbench.metrics.records import RecordArrays, record_arrays
 
 if TYPE_CHECKING:
-    from clbench.plan import ScenarioPlan
+    from clbench.scenario.plan import ScenarioPlan
 
 # Accuracies are ratios correct/n, but ``reference - eps`` is computed in binary floating point
 # (0.80 - 0.10 = 0.7000000000000001); this slack makes a == reference - eps count as recovered.

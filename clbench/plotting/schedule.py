@@ -10,7 +10,7 @@ from clbench.plotting.figure import pyplot, save_figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from clbench.plan import ScenarioPlan
+    from clbench.scenario.plan import ScenarioPlan
 
 
 def plot_schedule(

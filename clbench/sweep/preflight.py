@@ -114,7 +114,7 @@ def validate_pretrain_steps(loaded: LoadedSuite) -> list[RunConfig]:
 
 def run_pretrain_steps(loaded: LoadedSuite, echo: Callable[[str], None] = print) -> dict[str, str]:
     """Make each missing backbone; returns {out: why} for optional steps that were skipped."""
-    from clbench.pretrain import pretrain
+    from clbench.engine.pretrain import pretrain
 
     skipped: dict[str, str] = {}
     for step, config in zip(loaded.suite.pretrain, validate_pretrain_steps(loaded), strict=True):

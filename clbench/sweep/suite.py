@@ -143,7 +143,7 @@ class Entry(_Strict):
 
 
 class PretrainStep(_Strict):
-    """A backbone made once by `clbench.pretrain` before the runs, when ``out`` is missing."""
+    """A backbone made once by `clbench.engine.pretrain` before the runs, if ``out`` is missing."""
 
     config: str | dict[str, Any] | None = Field(
         None, description="Run config (path relative to the suite file, or a mapping)"

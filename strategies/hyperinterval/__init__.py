@@ -2,7 +2,7 @@
 interval hypernetwork and schedules (`hnet`), the target networks (`targets`) and model selection
 (`selection`)."""
 
-from strategies.hyperinterval.hnet import eps_at, kappa_at
-from strategies.hyperinterval.strategy import HyperInterval
+from clbench.strategies.hyperinterval.hnet import eps_at, kappa_at
+from clbench.strategies.hyperinterval.strategy import HyperInterval
 
 __all__ = ["HyperInterval", "eps_at", "kappa_at"]

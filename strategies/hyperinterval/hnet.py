@@ -13,9 +13,8 @@ from __future__ import annotations
 import itertools
 
 import torch
+from clbench.strategies.hyperinterval.interval import hypernet_ibp
 from torch import nn
-
-from clbench.interval import hypernet_ibp
 
 
 class HyperNet(nn.Module):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from clbench.errors import ConfigError
-from clbench.plan import PhasePart, ScenarioPlan
+from clbench.scenario.plan import PhasePart, ScenarioPlan
 
 
 def check_val_size(plan: ScenarioPlan, size: int) -> None:

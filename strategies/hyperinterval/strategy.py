@@ -45,28 +45,33 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from clbench.data.stream import Batch
-from clbench.errors import ConfigError
-from clbench.interval import (
+from clbench.strategies.hyperinterval.config import HyperIntervalConfig
+from clbench.strategies.hyperinterval.hnet import HyperNet, eps_at, kappa_at
+from clbench.strategies.hyperinterval.interval import (
     entropy,
     interval_intersection,
     split_flat,
     worst_case_logits,
 )
-from clbench.plan import PhasePart, ScenarioPlan
-from clbench.registry import STRATEGIES
-from clbench.strategy import Capabilities, Strategy
-from strategies.hyperinterval.config import HyperIntervalConfig
-from strategies.hyperinterval.hnet import HyperNet, eps_at, kappa_at
-from strategies.hyperinterval.selection import (
+from clbench.strategies.hyperinterval.selection import (
     BestCopy,
     check_val_size,
     heldout_indices,
     without_heldout,
 )
-from strategies.hyperinterval.targets import CNNTarget, MLPTarget, TargetNet, cnn_feature_size
+from clbench.strategies.hyperinterval.targets import (
+    CNNTarget,
+    MLPTarget,
+    TargetNet,
+    cnn_feature_size,
+)
+from torch import nn
+
+from clbench.data.stream import Batch
+from clbench.errors import ConfigError
+from clbench.registry import STRATEGIES
+from clbench.scenario.plan import PhasePart, ScenarioPlan
+from clbench.strategy import Capabilities, Strategy
 
 FILL = -1e4  # logits of outputs a sample's (selected) task does not own (finite: loss stays finite)
 

@@ -25,8 +25,7 @@ from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
-
-from clbench.interval import (
+from clbench.strategies.hyperinterval.interval import (
     Interval,
     interval_conv2d,
     interval_mlp,

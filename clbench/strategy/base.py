@@ -1,27 +1,33 @@
 """The strategy API: one small class per method, one `observe` that performs the update.
 
-A strategy file (in the top-level `strategies/` package) defines a subclass registered
-with ``@STRATEGIES.register("name")``, a nested pydantic ``Config`` whose field defaults cite
-where they come from, and a `Capabilities` declaration checked before a run starts. Hooks, all
-optional but `observe`:
+A strategy (the learner: how it updates, how it predicts, what state it keeps) is a subclass
+registered with ``@STRATEGIES.register("name")``, with a nested pydantic ``Config`` whose field
+defaults cite their source and a `Capabilities` declaration checked before a run starts. The
+engine calls, in this order (all optional but `observe`):
 
-- ``setup(ctx)``: once, after the model and data exist (builds the optimizer by default);
 - ``training_parts(phase_index)``: the data a phase trains on (default: the phase's own parts);
-- ``phase_batches(parts, ...)``: how that data is cut into batches (default: seeded shuffles);
+  called before `setup`, when only ``self.ctx.plan`` and the config may be read;
+- ``setup(ctx)``: once, after the model, data and loop plan exist (builds the optimizer);
+- ``phase_batches(parts, batch_size, generator, drop_last)``: how a phase's data is cut into
+  batches (default: seeded shuffles);
 - ``before_phase(phase_index)`` / ``after_phase(phase_index)``: around each training phase;
-- ``observe(batch)``: one optimizer update on a batch; returns the loss tensor (not synced);
+- ``observe(batch)``: one update on a batch; returns the detached loss (not synced);
 - ``predict(x, task)``: logits used by the evaluator (default: ``model(x)``);
-- ``state_dict()`` / ``load_state_dict()``: everything needed to resume (buffers, statistics);
-- ``report()``: extra JSON-serialisable facts for the run summary (costs, selected modules...).
+- ``state_dict()`` / ``load_state_dict()``: everything needed to resume;
+- ``report()``: extra JSON-serialisable facts for the run summary.
 
-A wrapper (e.g. ``view_batch``) can add a loss term to a base strategy without copying its
-`observe` by setting ``base.extra_loss = fn``: `loss` then returns ``CE + fn(logits, batch)``.
+Where the loop is (phase, epoch, updates, seen outputs) is ``self.ctx.loop`` (`LoopState`). A
+strategy declares its parts instead of relying on attribute names: ``memory()`` (what it
+replays from, counted in the budget) and ``networks()`` (what it trains; default the model).
+Plugins (`clbench.strategy.plugin`) reach a strategy through four helpers it uses: `make_batch`
+and `sample_memory` for replay, `loss` (or `criterion` + `plugin_loss`) for the training loss.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,7 +38,9 @@ from torch import nn
 
 from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch, StreamData
-from clbench.plan import PhasePart, ScenarioPlan
+from clbench.scenario.plan import PhasePart, ScenarioPlan
+from clbench.strategy.loop import LoopState
+from clbench.strategy.plugin import ROUTES, PluginChain
 
 
 @dataclass(frozen=True)
@@ -40,8 +48,9 @@ class Capabilities:
     """What a strategy supports; a run is refused before it starts if the scenario does not fit."""
 
     settings: frozenset[str] = frozenset({"class", "domain", "task"})
-    uses_buffer: bool = False
     needs_pretrained: bool = False
+    # what the strategy passes through the API helpers, so plugins reach it (plugin.ROUTES)
+    routes: frozenset[str] = ROUTES
 
     def problems_with(self, plan: ScenarioPlan) -> list[str]:
         problems = []
@@ -81,8 +90,9 @@ class StrategyContext:
     optimizer: OptimizerSettings
     batch_size: int
     generator: torch.Generator  # the strategy's own seeded RNG (buffer sampling, ...)
-    # updates of the whole run; set by the engine right after `setup` (None before)
-    total_updates: int | None = None
+    # where the loop is; complete (its plan included) when `Strategy.setup` is called
+    loop: LoopState = None  # type: ignore[assignment]
+    plugins: PluginChain = dataclasses.field(default_factory=PluginChain)
 
 
 class Strategy(ABC):
@@ -95,8 +105,7 @@ class Strategy(ABC):
     summary: ClassVar[str] = ""
     # False when state_dict cannot capture the whole strategy: its runs are not checkpointed
     resumable: ClassVar[bool] = True
-    # optional term `loss` adds to every call: fn(raw logits, batch) -> scalar (set by wrappers)
-    extra_loss: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None
+    registered_name: ClassVar[str]
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
@@ -113,6 +122,16 @@ class Strategy(ABC):
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         return self.ctx.optimizer.build(self.model.parameters())
+
+    def memory(self) -> Any:
+        """The memory this strategy replays from (e.g. an `IndexBuffer`), or None.
+
+        Plugins find it here (FPF finetunes on it) and the budget counts its size and bytes."""
+        return None
+
+    def networks(self) -> list[nn.Module]:
+        """The modules this strategy trains (the budget counts their parameters)."""
+        return [self.ctx.model]
 
     def training_parts(self, phase_index: int) -> Sequence[PhasePart]:
         return self.ctx.plan.phases[phase_index].parts
@@ -140,15 +159,29 @@ class Strategy(ABC):
     def predict(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Cross-entropy, restricted to each sample's task outputs in task-incremental runs.
+    def criterion(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Cross-entropy, restricted to each sample's task outputs in task-incremental runs."""
+        return F.cross_entropy(self.data.mask_logits(logits, batch.task), batch.y)
 
-        Plus ``self.extra_loss(logits, batch)`` when a wrapper has set it.
-        """
-        loss = F.cross_entropy(self.data.mask_logits(logits, batch.task), batch.y)
-        if self.extra_loss is not None:
-            loss = loss + self.extra_loss(logits, batch)
-        return loss
+    def plugin_loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor | None:
+        """The plugins' loss terms on this update's training forward (None without any).
+
+        Add it once per update, on the logits of everything the update trains on."""
+        return self.ctx.plugins.loss_term(logits, batch)
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """`criterion` plus the plugins' terms: the whole loss of a one-forward update."""
+        loss = self.criterion(logits, batch)
+        term = self.plugin_loss(logits, batch)
+        return loss if term is None else loss + term
+
+    def make_batch(self, index: torch.Tensor, task: torch.Tensor) -> Batch:
+        """A training batch of dataset ``index`` (e.g. replayed from memory), through plugins."""
+        return self.ctx.plugins.train_batch(self.data.make_batch(index, task))
+
+    def sample_memory(self, memory: Any, n: int) -> torch.Tensor:
+        """Positions of ``memory`` to replay this update (a plugin may compose the draw)."""
+        return self.ctx.plugins.memory_draw(memory, n, self.ctx.generator)
 
     def step(self, loss: torch.Tensor) -> None:
         """Backward and optimizer step (the common tail of `observe`)."""

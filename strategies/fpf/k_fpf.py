@@ -3,7 +3,8 @@
 Zhao et al., ICML 2023, arXiv:2304.04158: "k-FPF periodically
 (regardless of task boundaries) applies FPF for k times during training" (Fig. 2 caption).
 Each update is one SGD step on the new batch only, which is then offered to a reservoir memory
-(`clbench.buffers.ReservoirBuffer`, the class ER uses), with the batch's logits for KD. FPF runs
+(`clbench.strategy.buffers.ReservoirBuffer`, the class ER uses), with the batch's logits for KD.
+FPF runs
 after updates ``round(i·T/k)``, i = 1..k, where T is the run's total number of updates
 (``final_fpf: true``: the k-th run is at the very end) or ``round(i·T/(k+1))`` (``final_fpf:
 false``: all k runs strictly inside training). Variants: k-FPF-CE (``loss: ce``, CE on buffered
@@ -15,13 +16,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from clbench.strategies.fpf.finetune import FPFController, FPFOptions
 from pydantic import Field
 
-from clbench.buffers import ReservoirBuffer
 from clbench.data.stream import Batch
-from clbench.fpf import FPFController, FPFOptions
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities, Strategy, StrategyContext
+from clbench.strategy.buffers import ReservoirBuffer
 
 
 def trigger_steps(total_updates: int, k: int, final_fpf: bool = True) -> list[int]:

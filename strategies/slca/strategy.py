@@ -10,7 +10,7 @@ Per task (the rows of ``model.head`` owned by a task are that task's head):
    in the paper) and head at ``lr``; cross-entropy over the current task's logits only; all other
    head rows are frozen (no gradient, no weight decay, as ``requires_grad=False`` heads are).
 2. Class statistics: per class learned in the phase, mean and covariance (+ ridge) of the
-   backbone features of its training images in eval mode (`clbench.class_stats`); frozen after.
+   backbone features of its training images in eval mode (`class_stats`); frozen after.
 3. From the second task on, classifier alignment: Gaussian pseudo-features (256 per seen class)
    train all seen head rows for a few epochs (cosine lr), with logit normalisation (tau 0.1).
 4. Official quirk (``restore_heads``): the aligned heads are used for the evaluation at the end
@@ -26,9 +26,9 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from clbench.strategies.slca.class_stats import ClassGaussians
 from pydantic import Field
 
-from clbench.class_stats import ClassGaussians
 from clbench.data.stream import Batch
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities, Strategy

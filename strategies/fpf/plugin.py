@@ -7,7 +7,7 @@ delegated); after the last phase (``when: end``, verified) or after every phase 
 only the selected modules are finetuned on the replay buffer. The buffer is the base strategy's
 own memory when it has one (ER's `ReservoirBuffer`/`ClassBalancedBuffer` instance, shared, not
 copied); otherwise, or when KD needs stored logits, a `ReservoirBuffer` of ``buffer_size`` is
-filled here from the observed batches. Shared machinery: `clbench.fpf`.
+filled here from the observed batches. Shared machinery: `clbench.strategies.fpf.finetune`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from clbench.strategies.fpf.finetune import FPFController, FPFOptions
 from pydantic import Field
 
-from clbench.buffers import IndexBuffer, ReservoirBuffer
 from clbench.data.stream import Batch
-from clbench.fpf import FPFController, FPFOptions
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities, StrategyContext
+from clbench.strategy.buffers import IndexBuffer, ReservoirBuffer
 from clbench.wrapper import StrategyWrapper
 
 

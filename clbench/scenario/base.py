@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from clbench.data.dataset import InMemoryDataset
-from clbench.plan import ScenarioPlan, Setting
+from clbench.scenario.plan import ScenarioPlan, Setting
 
 
 class ScenarioBuilder(ABC):

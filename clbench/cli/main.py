@@ -151,9 +151,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.force:
         _check_finished_folder(config)
 
+    from clbench.cli.console import print_summary
     from clbench.engine.job import run_job
     from clbench.engine.runner import RunInterrupted
-    from clbench.report_console import print_summary
 
     progress = not args.quiet and sys.stderr.isatty()
     try:
@@ -275,7 +275,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from clbench.config import build_config
-    from clbench.pretrain import pretrain
+    from clbench.engine.pretrain import pretrain
 
     config_path, overrides = _config_and_overrides(args)
     info = pretrain(build_config(config_path, overrides), args.out)

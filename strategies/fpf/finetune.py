@@ -12,8 +12,8 @@ No official code is public. This module holds what both strategies need, in one 
 - `CostMeter`: training multiply-accumulates and wall time, split into an ``sgd`` and an ``fpf``
   part, for the summary's ``strategy_report``.
 
-It lives in the `clbench` package (next to `clbench.buffers`) rather than in ``strategies/`` because
-it is library code with no registration, used by two strategy files and tested on its own.
+It is library code with no registration, shared by the FPF plugin and k-FPF and tested on its
+own.
 
 MAC convention (`CostMeter`): forward MACs are counted exactly for ``nn.Linear`` and ``nn.Conv2d``
 (other layers are ignored as negligible). Backward MACs per such layer are the weight-gradient
@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, Field
 from torch import nn
 
-from clbench.buffers import IndexBuffer
 from clbench.data.stream import StreamData
 from clbench.errors import ConfigError
+from clbench.strategy.buffers import IndexBuffer
 
 # Keyword patterns; anything else is an fnmatch glob over qualified module names.
 KEYWORDS = ("bn", "fc", "head", "conv1", "first_layer", "last_conv", "all")
