@@ -1,18 +1,28 @@
-"""Name -> component registries (datasets, scenarios, models, strategies).
+"""Name -> component registries (datasets, scenarios, models, strategies, plugins).
 
-Built-in components live in top-level packages (`scenarios/`, `strategies/`) and in
-`clbench.data` / `clbench.models`; they register themselves with a decorator when their module is
-imported. Registries import those packages lazily on first lookup, so `clbench --help` stays fast.
-Third-party packages add components through the entry-point group named by the registry
-(e.g. ``clbench.strategies``), whose objects are imported on first lookup as well.
+Built-in components live in `clbench.scenarios`, `clbench.strategies` (the repository's
+`scenarios/` and `strategies/` folders), `clbench.data.sources` and `clbench.models`; they
+register themselves with a decorator when their module is imported. Registries import those
+packages lazily on first lookup, so `clbench --help` stays fast. Components of your own are
+found in two ways, both imported on first lookup too:
+
+- an installed package's entry points in the group named by the registry (e.g.
+  ``clbench.strategies``: ``[project.entry-points."clbench.strategies"] lwf = "my_pkg.lwf"``);
+- the ``CLBENCH_IMPORT`` environment variable: Python files or module names, separated by commas
+  (``CLBENCH_IMPORT=./lwf.py clbench run strategy.name=lwf``); sweep workers inherit it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import os
 import pkgutil
+import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Generic, TypeVar, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +30,34 @@ from pydantic import BaseModel, ValidationError
 from clbench.errors import ConfigError
 
 T = TypeVar("T")
+IMPORT_VARIABLE = "CLBENCH_IMPORT"
+
+
+def import_user_module(item: str) -> None:
+    """Import a module named in ``CLBENCH_IMPORT``: a ``.py`` file or an importable name."""
+    try:
+        if not item.endswith(".py"):
+            importlib.import_module(item)
+            return
+        path = Path(item).resolve()
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]  # same in every process
+        name = f"clbench_user_{path.stem}_{digest}"
+        if name in sys.modules:
+            return
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise ImportError(f"no Python file at {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    except ImportError as exc:
+        raise ConfigError(
+            IMPORT_VARIABLE, item, f"Python files or importable modules, comma-separated ({exc})"
+        ) from None
 
 
 class Registry(Generic[T]):
@@ -61,6 +99,9 @@ class Registry(Generic[T]):
                     importlib.import_module(f"{package_name}.{module.name}")
         for ep in entry_points(group=self._entry_point_group):
             ep.load()
+        for item in os.environ.get(IMPORT_VARIABLE, "").split(","):
+            if item.strip():
+                import_user_module(item.strip())
 
     def get(self, name: str, field: str | None = None) -> type[T]:
         """Return the component registered under ``name`` or raise a `ConfigError`."""

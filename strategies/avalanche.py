@@ -71,7 +71,7 @@ from clbench.data.stream import Batch
 from clbench.errors import ClbenchError, ConfigError
 from clbench.registry import STRATEGIES
 from clbench.scenario.plan import ScenarioPlan
-from clbench.strategy import Capabilities, Strategy
+from clbench.strategy import MODEL, TRAIN_BATCHES, Capabilities, Strategy
 
 ALL_SETTINGS = frozenset({"class", "domain", "task"})
 CLASS_ONLY = frozenset({"class"})
@@ -460,8 +460,7 @@ class AvalancheStrategy(Strategy):
             "eval_every": -1,
         }
         self.avl = build_avalanche(spec, model, common, params)
-        if spec.memory is not None:
-            self.buffer = AvalancheMemory(self.avl, spec.memory)
+        self._avl_memory = None if spec.memory is None else AvalancheMemory(self.avl, spec.memory)
         self._memory: tuple[torch.Tensor, ...] | None = None
         self._loader_iter: Any = None
 
@@ -593,6 +592,9 @@ class AvalancheStrategy(Strategy):
         finally:
             m.training = was
 
+    def memory(self) -> AvalancheMemory | None:
+        return self._avl_memory
+
     def report(self) -> dict[str, Any]:
         return {"provider": "avalanche", "avalanche_class": self.spec.avalanche_class}
 
@@ -675,7 +677,15 @@ def _register(method: str, spec: MethodSpec) -> type[AvalancheStrategy]:
             "method": method,
             "spec": spec,
             "summary": spec.summary,
-            "capabilities": Capabilities(settings=spec.settings, uses_buffer=spec.uses_buffer),
+            "capabilities": Capabilities(
+                settings=spec.settings,
+                uses_buffer=spec.uses_buffer,
+                # Avalanche computes its own loss and replays from its own storage; the batch
+                # clbench hands in is trained on, except by the methods that read their own loader
+                routes=frozenset({MODEL})
+                if spec.mode == "loader"
+                else frozenset({TRAIN_BATCHES, MODEL}),
+            ),
             "__module__": __name__,
             "__doc__": f"Avalanche's `{spec.avalanche_class}` through the clbench adapter.",
         },

@@ -16,7 +16,7 @@ from pydantic import Field
 from clbench.data.stream import Batch
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities, Strategy
-from clbench.strategy.buffers import ClassBalancedBuffer, ReservoirBuffer
+from clbench.strategy.buffers import ClassBalancedBuffer, IndexBuffer, ReservoirBuffer
 
 
 @STRATEGIES.register("er")
@@ -59,33 +59,31 @@ class ExperienceReplay(Strategy):
         if replay is None:
             loss = self.loss(self.model(batch.x), batch)
         elif cfg.new_weight is None:
-            joined = Batch(
-                *(
-                    torch.cat([a, b])
-                    for a, b in zip(
-                        (batch.x, batch.y, batch.task, batch.index),
-                        (replay.x, replay.y, replay.task, replay.index),
-                        strict=True,
-                    )
-                )
-            )
+            joined = _joined(batch, replay)
             loss = self.loss(self.model(joined.x), joined)
         else:
             # one forward over both so BatchNorm sees the mixed batch, as in the official code
-            logits = self.model(torch.cat([batch.x, replay.x]))
+            joined = _joined(batch, replay)
+            logits = self.model(joined.x)
             n = len(batch)
-            new_loss = self.loss(logits[:n], batch)
-            replay_loss = self.loss(logits[n:], replay)
+            new_loss = self.criterion(logits[:n], batch)
+            replay_loss = self.criterion(logits[n:], replay)
             loss = cfg.new_weight * new_loss + (1 - cfg.new_weight) * replay_loss
+            term = self.plugin_loss(logits, joined)  # once, on the whole forward
+            if term is not None:
+                loss = loss + term
         self.step(loss)
         self._remember(batch)
         return loss.detach()
 
+    def memory(self) -> IndexBuffer:
+        return self.buffer
+
     def _replay_batch(self) -> Batch | None:
         if len(self.buffer) == 0:
             return None
-        pos = self.buffer.sample(self.replay_batch_size, self.ctx.generator)
-        return self.data.make_batch(self.buffer.index[pos], self.buffer.task[pos])
+        pos = self.sample_memory(self.buffer, self.replay_batch_size)
+        return self.make_batch(self.buffer.index[pos], self.buffer.task[pos])
 
     def _remember(self, batch: Batch) -> None:
         if isinstance(self.buffer, ReservoirBuffer):
@@ -107,6 +105,12 @@ class ExperienceReplay(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.buffer.load_state_dict(state["buffer"])
+
+
+def _joined(batch: Batch, replay: Batch) -> Batch:
+    """The new batch followed by the replayed one."""
+    fields = ("x", "y", "task", "index")
+    return Batch(*(torch.cat([getattr(batch, f), getattr(replay, f)]) for f in fields))
 
 
 def _unique_rows(index: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,21 +1,22 @@
 """View-Batch Model (VBM): recall-interval replay and one-to-many self-supervision.
 
 Kang et al., "Do Your Best and Get Enough Rest for Continual Learning", CVPR 2025
-(arXiv:2503.18371; official code hankyul2/ViewBatchModel@ed83f71, iCaRL only). A modifier over a
-base strategy (``base.name``: ``er``, ``naive``, ...), two independent parts:
+(arXiv:2503.18371; official code hankyul2/ViewBatchModel@ed83f71, iCaRL only). A plugin over any
+strategy that routes its batches, memory draws and loss through the strategy API (``er``,
+``naive``, ``joint``, ...; the paper wraps ER, DER++, iCaRL and LwF, Table 1); two independent
+parts:
 
 - **replay interval** (`replay_interval`): every batch holds B/V unique samples, each repeated as V
   adjacent views, so a sample recurs every B·T·V samples instead of B·T (paper Eq. 2). As in the
   official sampler (``ViewBatchReplay`` in `datasets/utils/continual_dataset.py`), the epoch count
   is unchanged: a *cycle* of V epochs draws one permutation of the phase's N samples and each epoch
   of the cycle takes the next N/V of them, so each unique sample is visited once per V epochs, as V
-  views, and every epoch has the base's number of batches and (when V divides N) samples.
-  Replay-buffer draws of a base that samples a `clbench.strategy.buffers` memory are view-batched
-  too
+  views, and every epoch has the strategy's number of batches and (when V divides N) samples.
+  Replay draws of a strategy with a memory (`Strategy.sample_memory`) are view-batched too
   (``apply_to``; Table 7 "both").
 - **self-supervision** (`ssl`): views 2..V are strongly augmented (`clbench.data.augment`) and
-  ``ssl_weight · mean_j KL(p¹ ‖ pʲ)`` (Eq. 3-4) is added to the base loss through
-  `Strategy.extra_loss`, with the first (weak) view as a detached target (official code).
+  ``ssl_weight · mean_j KL(p¹ ‖ pʲ)`` (Eq. 3-4) is added to the strategy's loss as a plugin loss
+  term, with the first (weak) view as a detached target (official code).
 
 Views are grouped by sample index (runs of equal indices), not by the official code's "same label as
 the previous sample" heuristic (`utils/training.py`), so the anchor is always the sample's first
@@ -33,12 +34,19 @@ from pydantic import Field
 
 from clbench.data.augment import build_augment, noise_views
 from clbench.data.batches import PhaseBatches
-from clbench.data.stream import Batch, StreamData
+from clbench.data.stream import Batch
 from clbench.errors import ConfigError
-from clbench.registry import STRATEGIES
+from clbench.registry import PLUGINS
 from clbench.scenario.plan import PhasePart
-from clbench.strategy import Capabilities, StrategyContext
-from clbench.wrapper import StrategyWrapper
+from clbench.strategy import (
+    LOSS_TERMS,
+    MEMORY_DRAWS,
+    TRAIN_BATCHES,
+    LoopState,
+    Plugin,
+    Strategy,
+    StrategyContext,
+)
 
 if TYPE_CHECKING:
     from clbench.config import RunConfig
@@ -51,7 +59,7 @@ class ViewBatches:
     the cycle takes permutation slice ``[j·N//V, (j+1)·N//V)``, so every sample appears in exactly
     one epoch per cycle. Each epoch yields ``len(self)`` batches, the base `PhaseBatches` count:
     full batches of ``batch_size // V`` groups, with the remainder spread so that no batch is
-    empty (dropped instead with ``drop_last``, like the base's partial batch).
+    empty (dropped instead with ``drop_last``, like the default batches' partial one).
     """
 
     def __init__(
@@ -64,7 +72,7 @@ class ViewBatches:
     ) -> None:
         if batch_size % views:
             raise ConfigError(
-                "train.batch_size", batch_size, f"a multiple of strategy.views ({views})"
+                "train.batch_size", batch_size, f"a multiple of plugins.view_batch.views ({views})"
             )
         base = PhaseBatches(parts, batch_size, generator, drop_last)
         self.index, self.task, self._len = base.index, base.task, len(base)
@@ -96,36 +104,6 @@ class ViewBatches:
             start = max(start, end)
 
 
-class _CountedBatches:
-    """The base strategy's batches, counting epochs (for ``ssl_start_epoch``)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.epochs_started = inner, 0
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        self.epochs_started += 1
-        return self.inner.epoch()
-
-
-class _ViewData:
-    """The base strategy's `StreamData`: while it observes, train batches get view augmentation."""
-
-    def __init__(self, data: StreamData, owner: ViewBatch) -> None:
-        self._data, self._owner = data, owner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._data, name)
-
-    def make_batch(self, index: torch.Tensor, task: torch.Tensor, split: str = "train") -> Batch:
-        batch = self._data.make_batch(index, task, split)
-        if self._owner.observing and split == "train":
-            batch = self._owner.augment_views(batch)
-        return batch
-
-
 def view_groups(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(is_first_view, group id, view number within the group) of runs of equal indices."""
     first = torch.ones_like(index, dtype=torch.bool)
@@ -136,13 +114,11 @@ def view_groups(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return first, group, level
 
 
-@STRATEGIES.register("view_batch")
-class ViewBatch(StrategyWrapper):
+@PLUGINS.register("view_batch")
+class ViewBatch(Plugin):
     summary = "View-Batch Model: V-view batches (longer recall interval) + one-to-many KL"
-    capabilities = Capabilities(uses_buffer=True)
 
-    class Config(StrategyWrapper.Config):
-        # `base` (default er): the paper wraps ER, DER++, iCaRL and LwF (Table 1)
+    class Config(Plugin.Config):
         views: int = Field(
             4,
             ge=1,
@@ -151,7 +127,7 @@ class ViewBatch(StrategyWrapper):
         )
         replay_interval: bool = Field(
             True,
-            description="View-batch sampler (Eq. 2); false: the base's batches, and with "
+            description="View-batch sampler (Eq. 2); false: the strategy's batches, and with "
             "view_aug the official 'strong aug only' ablation (positions p % V != 0 augmented)",
         )
         apply_to: Literal["both", "current", "buffer"] = Field(
@@ -197,85 +173,86 @@ class ViewBatch(StrategyWrapper):
             raise ConfigError(
                 "train.batch_size",
                 config.train.batch_size,
-                f"a multiple of strategy.views ({views})",
+                f"a multiple of plugins.view_batch.views ({views})",
             )
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        self.observing = False
-        self._batches: Any = None
         self._ssl_sum = torch.zeros(())
         self._ssl_updates = 0
 
-    # --- composition -------------------------------------------------------------------------
-    def setup(self, ctx: StrategyContext) -> None:
-        super().setup(ctx)
-        self.base.data = _ViewData(ctx.data, self)  # type: ignore[assignment]
+    def _active(self) -> tuple[bool, bool, bool]:
+        """(views differ, KL term on at some epoch, replay draws view-batched)."""
         cfg = self.config
-        buffer = getattr(self.base, "buffer", None)
-        if cfg.replay_interval and cfg.apply_to != "current" and hasattr(buffer, "sample"):
-            draw = buffer.sample
+        views = cfg.views > 1
+        ssl = views and cfg.ssl and cfg.ssl_weight > 0
+        return views, ssl, views and cfg.replay_interval and cfg.apply_to != "current"
 
-            def view_sample(n: int, generator: torch.Generator) -> torch.Tensor:
-                if not self.observing or cfg.views == 1:
-                    return draw(n, generator)
-                return draw(max(1, n // cfg.views), generator).repeat_interleave(cfg.views)
+    def needs(self, strategy: Strategy) -> frozenset[str]:
+        views, ssl, draws = self._active()
+        needs = {TRAIN_BATCHES} if views else set()
+        if ssl:
+            needs.add(LOSS_TERMS)
+        if draws and strategy.capabilities.uses_buffer:
+            needs.add(MEMORY_DRAWS)
+        return frozenset(needs)
 
-            buffer.sample = view_sample
+    def setup(self, ctx: StrategyContext, strategy: Strategy) -> None:
+        super().setup(ctx, strategy)
         ds = ctx.data.dataset
-        self._augment = build_augment(cfg.augment_policy, ds.input_shape, ds.mean, ds.std)
-        self._seen = torch.zeros(ctx.plan.num_outputs, dtype=torch.bool, device=ctx.device)
-        self._seen_upto = -1
+        self._augment = build_augment(self.config.augment_policy, ds.input_shape, ds.mean, ds.std)
+        self._seen = ctx.loop.seen_outputs
 
+    # --- batch composition ---------------------------------------------------------------------
     def phase_batches(
         self,
         parts: Sequence[PhasePart],
         batch_size: int,
         generator: torch.Generator,
         drop_last: bool,
+        batches: Any,
     ) -> Any:
         cfg = self.config
         if cfg.replay_interval and cfg.apply_to != "buffer" and cfg.views > 1:
-            self._batches = ViewBatches(parts, batch_size, generator, drop_last, cfg.views)
-        else:
-            inner = self.base.phase_batches(parts, batch_size, generator, drop_last)
-            self._batches = _CountedBatches(inner)
-        return self._batches
+            return ViewBatches(parts, batch_size, generator, drop_last, cfg.views)
+        return batches
 
-    def before_phase(self, phase_index: int) -> None:
-        phase = self.ctx.plan.phases[phase_index]
-        tasks = [phase.current_task, *(p.task for p in self.training_parts(phase_index))]
-        self._seen_upto = max(self._seen_upto, *tasks)
-        self._seen = self.data.output_mask[: self._seen_upto + 1].any(0)
-        self.base.before_phase(phase_index)
+    def memory_draw(self, memory: Any, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        if not self._active()[2]:
+            return None
+        v = self.config.views
+        return memory.sample(max(1, n // v), generator).repeat_interleave(v)
 
+    def before_phase(self, loop: LoopState) -> None:
+        self._seen = loop.seen_outputs
+
+    def train_batch(self, batch: Batch) -> Batch:
+        return self.augment_views(batch)
+
+    def loss_term(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor | None:
+        if not self._active()[1] or self.ctx.loop.epoch < self.config.ssl_start_epoch:
+            return None
+        return self.ssl_loss(logits, batch)
+
+    # --- reporting and state -------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
         cfg = self.config
         n = self._ssl_updates
         return {
-            **super().report(),
-            "view_batch": {
-                "views": cfg.views,
-                "replay_interval": cfg.replay_interval,
-                "ssl": cfg.ssl,
-                "ssl_terms": n,
-                "ssl_mean": float(self._ssl_sum) / n if n else None,
-            },
+            "views": cfg.views,
+            "replay_interval": cfg.replay_interval,
+            "ssl": cfg.ssl,
+            "ssl_terms": n,
+            "ssl_mean": float(self._ssl_sum) / n if n else None,
         }
 
-    # --- the update ----------------------------------------------------------------------------
-    def observe(self, batch: Batch) -> torch.Tensor:
-        cfg = self.config
-        epoch = (self._batches.epochs_started - 1) if self._batches is not None else 0
-        use_ssl = cfg.ssl and cfg.views > 1 and cfg.ssl_weight > 0 and epoch >= cfg.ssl_start_epoch
-        self.base.extra_loss = self.ssl_loss if use_ssl else None
-        self.observing = True
-        try:
-            return self.base.observe(self.augment_views(batch))
-        finally:
-            self.observing = False
-            self.base.extra_loss = None
+    def state_dict(self) -> dict[str, Any]:
+        return {"ssl_sum": self._ssl_sum, "ssl_updates": self._ssl_updates}
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._ssl_sum, self._ssl_updates = state["ssl_sum"], state["ssl_updates"]
+
+    # --- the views and the KL term -------------------------------------------------------------
     def _view_positions(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(is weak/first view, view number) per position."""
         if self.config.replay_interval:
@@ -308,7 +285,7 @@ class ViewBatch(StrategyWrapper):
         first, group, _ = view_groups(batch.index)
         if bool(first.all()):
             return logits.sum() * 0.0
-        z = self.data.mask_logits(logits, batch.task).float()
+        z = self.ctx.data.mask_logits(logits, batch.task).float()
         if cfg.kl_normalisation == "official_seen_classes":
             z = z[:, self._seen]
         z = torch.where(torch.isfinite(z), z, torch.full_like(z, -1e4))  # task-IL masks: p = 0

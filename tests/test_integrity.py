@@ -17,11 +17,11 @@ from clbench.cli import main
 from clbench.config import build_config
 from clbench.engine import job
 from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from clbench.engine.lock import LOCK_FILE
+from clbench.engine.run_dir import DIGESTS_FILE
 from clbench.engine.runner import RunInterrupted
 from clbench.errors import CorruptedResultError
-from clbench.results.lock import LOCK_FILE
 from clbench.results.reader import RunFolder
-from clbench.results.run_dir import DIGESTS_FILE
 from tests.conftest import fast_overrides
 
 OVERRIDES: dict[str, Any] = {"checkpoint.every": 5, "threads": 1}

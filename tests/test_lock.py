@@ -14,14 +14,14 @@ import time
 import pytest
 
 from clbench.cli import main
-from clbench.results.lock import LOCK_FILE, RunLock, RunLockedError, lock_holder
+from clbench.engine.lock import LOCK_FILE, RunLock, RunLockedError, lock_holder
 from clbench.results.reader import RunFolder
 from tests.conftest import fast_overrides
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from clbench.results.lock import RunLock
+from clbench.engine.lock import RunLock
 lock = RunLock(Path(sys.argv[1])).acquire()
 print("held", flush=True)
 time.sleep(600)

@@ -281,7 +281,9 @@ def test_schedule_mode_takes_a_config_file_and_overrides(tmp_path: Path, capsys:
 
 def test_run_writes_accuracy_png_through_the_plotting_package(tmp_path: Path) -> None:
     outcome = run_job(
-        build_config(None, fast_overrides(tmp_path, **{"output.plot": "true"})), progress=False
+        build_config(None, fast_overrides(tmp_path, **{"output.plot": "true"})),
+        progress=False,
+        figure=plot_task_curves,
     )
     assert (outcome.path / "accuracy.png").read_bytes()[:8] == PNG
     records = pd.read_parquet(outcome.path / "records.parquet")
@@ -289,3 +291,23 @@ def test_run_writes_accuracy_png_through_the_plotting_package(tmp_path: Path) ->
     fig = plot_task_curves(records, ends, tmp_path / "again.pdf", "title")
     assert sorted(_lines(fig.axes[0])) == ["task 0", "task 1", "task 2", "task 3"]
     assert (tmp_path / "again.pdf").read_bytes()[:4] == PDF
+
+
+def test_the_commands_hand_the_engine_its_figure(tmp_path: Path) -> None:
+    # the engine draws nothing itself (it sits below clbench.plotting): `clbench run` and the
+    # sweep's workers pass plot_task_curves; a bare run_job without one writes no image
+    from clbench.engine.runner import run_name
+    from clbench.sweep.executors import RunTask, execute_run
+
+    plot = {"output.plot": "true", "train.epochs": 1}
+    assert main(["run", "--quiet", *fast_overrides(tmp_path / "cli", **plot)]) == 0
+    (run,) = (tmp_path / "cli").iterdir()
+    assert (run / "accuracy.png").read_bytes()[:8] == PNG
+
+    config = build_config(None, fast_overrides(tmp_path / "sweep", **plot))
+    task = RunTask(run_name(config), config.model_dump(mode="json"), str(Path.cwd()))
+    assert execute_run(task).status == "finished"
+    assert (tmp_path / "sweep" / task.run_id / "accuracy.png").read_bytes()[:8] == PNG
+
+    bare = run_job(build_config(None, fast_overrides(tmp_path / "bare", **plot)), progress=False)
+    assert not (bare.path / "accuracy.png").exists()

@@ -21,9 +21,10 @@ Matching is exact after stripping trailing white space, except for ``...``: a li
 ELLIPSIS. A marker with ``check(exit=N):`` expects that exit code (default 0; transcripts accept
 any). Set-up shared by several markers runs once per invocation.
 
-    python tools/doc_outputs.py                 # check README.md and docs/*.md, exit 1 on a diff
+    python tools/doc_outputs.py                 # check README.md and docs/**/*.md, exit 1 on a diff
     python tools/doc_outputs.py --update        # rewrite the blocks from the fresh outputs
     python tools/doc_outputs.py --only gtep     # markers whose commands contain "gtep"
+    python tools/doc_outputs.py docs/methods    # these files, or the Markdown files under a folder
 """
 
 from __future__ import annotations
@@ -230,17 +231,35 @@ def check(paths: Sequence[Path], update: bool = False, only: str | None = None) 
     return failures
 
 
-def default_paths() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+def default_paths(root: Path = ROOT) -> list[Path]:
+    """The README and every Markdown page under ``docs/``, subfolders included, in path order."""
+    return [root / "README.md", *markdown_files(root / "docs")]
+
+
+def markdown_files(folder: Path) -> list[Path]:
+    """The ``*.md`` files under ``folder`` at any depth, sorted; none if it does not exist."""
+    return sorted(p for p in folder.rglob("*.md") if p.is_file()) if folder.is_dir() else []
+
+
+def expand(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; a folder stands for the Markdown files under it."""
+    return [f for p in paths for f in (markdown_files(p) if p.is_dir() else [p])]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", type=Path, help="Markdown files (default: the docs)")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help="Markdown files or folders of them (default: README.md and docs/**/*.md)",
+    )
     parser.add_argument("--update", action="store_true", help="rewrite blocks that differ")
     parser.add_argument("--only", metavar="TEXT", help="only markers whose commands contain TEXT")
     args = parser.parse_args(argv)
-    paths = [p.resolve() for p in args.files] or default_paths()
+    paths = expand([p.resolve() for p in args.files]) if args.files else default_paths()
+    if not paths:
+        parser.error(f"no Markdown files in {' '.join(map(str, args.files))}")
     failures = check(paths, update=args.update, only=args.only)
     if failures:
         print(f"{failures} printed output(s) differ from what their commands print now")

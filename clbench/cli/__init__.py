@@ -1,5 +1,5 @@
 """The ``clbench`` command line: `main` dispatches to one module per command."""
 
-from clbench.cli.main import main
+from clbench.cli.app import main
 
 __all__ = ["main"]

@@ -5,30 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-HEADLINE = (
-    ("final_acc", "final accuracy (full test sets, task mean)"),
-    ("aia", "average incremental accuracy"),
-    ("forgetting", "average forgetting"),
-    ("bwt", "backward transfer"),
-    ("fwt", "forward transfer (vs initial model)"),
-    ("min_acc", "min-ACC (worst accuracy of old tasks)"),
-    ("wc_acc", "WC-ACC (worst-case accuracy)"),
-    ("wf_10", "windowed forgetting WF^10"),
-    ("wf_100", "windowed forgetting WF^100"),
-    ("wp_10", "windowed plasticity WP^10"),
-    ("wp_100", "windowed plasticity WP^100"),
-    ("lca", "learning curve area LCA"),
-    ("gap_depth_mean", "stability-gap depth (mean over boundaries)"),
-    ("recovery_time_mean", "gap recovery time, updates (mean of recovered)"),
-)
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+from clbench.metrics.summary import HEADLINE, format_value
 
 
 def print_summary(summary: dict[str, Any], path: Path, skipped: bool = False) -> None:

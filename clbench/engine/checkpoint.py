@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
+from clbench.engine.run_dir import atomic_write
 from clbench.errors import CorruptedResultError
-from clbench.results.run_dir import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 2

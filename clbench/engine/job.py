@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from clbench.cli.progress import ProgressBar
 from clbench.config import RunConfig, config_hash, resolve_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, load_checkpoint
+from clbench.engine.lock import RunLock
+from clbench.engine.manifest import build_manifest
 from clbench.engine.memory import peak_memory, reset_peak_memory
-from clbench.engine.runner import Experiment, Prepared, RunDiverged, RunInterrupted, prepare
-from clbench.errors import ConfigError, CorruptedResultError
-from clbench.metrics import chance_levels, compute_metrics
-from clbench.results.lock import RunLock
-from clbench.results.manifest import build_manifest
-from clbench.results.run_dir import (
+from clbench.engine.progress import ProgressBar
+from clbench.engine.run_dir import (
     FINISHED,
     FINISHED_FILES,
     STATUS_FILE,
@@ -34,6 +32,14 @@ from clbench.results.run_dir import (
     remove_stale_temp_files,
     verify_files,
 )
+from clbench.engine.runner import Experiment, Prepared, RunDiverged, RunInterrupted, prepare
+from clbench.errors import ConfigError, CorruptedResultError
+from clbench.metrics import chance_levels, compute_metrics
+
+# draws a run's ``accuracy.png``: (records, phase end steps, path, title), e.g.
+# `clbench.plotting.curves.plot_task_curves`; passed in by the caller so the engine never imports
+# the plotting layer above it
+RunFigure = Callable[[pd.DataFrame, Sequence[int], Path, str], object]
 
 
 @dataclass
@@ -61,7 +67,11 @@ AGAIN = "use --force to run it again (this replaces its results)"
 
 
 def run_job(
-    config: RunConfig, progress: bool = True, force: bool = False, resume: bool = True
+    config: RunConfig,
+    progress: bool = True,
+    force: bool = False,
+    resume: bool = True,
+    figure: RunFigure | None = None,
 ) -> RunOutcome:
     """Run ``config`` into ``output.root/<run id>``; a finished run is returned, not redone.
 
@@ -71,7 +81,9 @@ def run_job(
     is returned after its files match their digests, and a checkpoint must match its digest, its
     config and the plan. An unfinished folder with a checkpoint is continued from it
     (``resume``); ``force`` starts over. SIGTERM/SIGINT checkpoint and raise `RunInterrupted`; a
-    non-finite loss ends the run as ``diverged`` (records kept, no summary).
+    non-finite loss ends the run as ``diverged`` (records kept, no summary). With
+    ``output.plot``, ``figure`` draws the run's ``accuracy.png`` (`clbench run` and sweeps pass
+    `clbench.plotting.curves.plot_task_curves`); without a ``figure`` no image is drawn.
     """
     prepared = prepare(config)  # raises before anything is written
     run = RunDir(Path(config.output.root) / prepared.run_id)
@@ -80,7 +92,7 @@ def run_job(
     with RunLock(run.path), StopSignals() as signals:
         remove_stale_temp_files(run.path)  # a killed earlier writer's half-written files
         try:
-            return _run_locked(run, prepared, progress, force, resume, signals)
+            return _run_locked(run, prepared, progress, force, resume, signals, figure)
         finally:
             remove_stale_temp_files(run.path)
 
@@ -92,6 +104,7 @@ def _run_locked(
     force: bool,
     resume: bool,
     signals: StopSignals,
+    figure: RunFigure | None,
 ) -> RunOutcome:
     config = prepared.config
     checkpoint_path = run.file(CHECKPOINT_FILE)
@@ -157,10 +170,8 @@ def _run_locked(
         records = experiment.log.frame()
         summary = _summary(experiment, records, memory_start)
         _write_records(run, experiment, records)
-        if config.output.plot:
-            from clbench.plotting.curves import plot_task_curves
-
-            plot_task_curves(
+        if config.output.plot and figure is not None:
+            figure(
                 records,
                 experiment.timing.phase_end_steps,
                 run.file("accuracy.png"),
@@ -296,11 +307,11 @@ def _summary(
     timing = experiment.timing
     # the plan knows each task's chance level; gap metrics exclude pairs already at chance
     metrics = compute_metrics(records, cfg.metrics, chance_levels(experiment.prepared.plan))
-    params = list(experiment.model.parameters())
-    buffer = getattr(experiment.strategy, "buffer", None)
+    params, memories = experiment.budget_parts()
     return {
         "run_id": experiment.prepared.run_id,
         "strategy": cfg.strategy["name"],
+        "plugins": list(cfg.plugins),
         "scenario": cfg.scenario["name"],
         "data": cfg.data["name"],
         "model": cfg.model["name"],
@@ -309,7 +320,7 @@ def _summary(
         "eval_every": cfg.eval.every,
         "tags": dict(cfg.output.tags),
         "metrics": metrics,
-        "strategy_report": experiment.strategy.report(),
+        "strategy_report": experiment.report(),
         "budget": {
             "updates": timing.updates,
             "samples_seen": timing.samples_seen,
@@ -318,8 +329,8 @@ def _summary(
             "checkpoint_time_s": round(timing.checkpoint_s, 3),
             **peak_memory(experiment.device, memory_start),
             "phase_end_steps": timing.phase_end_steps,
-            "buffer_size": len(buffer) if buffer is not None else 0,
-            "buffer_bytes": buffer.nbytes if buffer is not None else 0,
+            "buffer_size": sum(len(m) for m in memories),
+            "buffer_bytes": sum(m.nbytes for m in memories),
             "params_total": sum(p.numel() for p in params),
             "params_trainable": sum(p.numel() for p in params if p.requires_grad),
         },

@@ -1,8 +1,9 @@
 """The evaluation record log: one row per (evaluation, evaluated task).
 
 Rows are buffered with their per-task counts still on the device and turned into host values in
-one transfer per `flush` (phase end), so continual evaluation never syncs per batch. The frame
-schema is the one `clbench.metrics` consumes.
+one transfer per `flush` (phase end), so continual evaluation never syncs per batch. The frame's
+columns and dtypes are the record schema of `clbench.metrics.records`, which every reader of
+``records.parquet`` validates against.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-COLUMNS = ("step", "phase", "current_task", "task", "kind", "n", "correct", "loss")
+from clbench.metrics.records import COLUMN_DTYPES, REQUIRED_COLUMNS
 
 
 class RecordLog:
@@ -55,18 +56,8 @@ class RecordLog:
 
     def frame(self) -> pd.DataFrame:
         self.flush()
-        frame = pd.DataFrame(self._rows, columns=list(COLUMNS))
-        return frame.astype(
-            {
-                "step": "int64",
-                "phase": "int64",
-                "current_task": "int64",
-                "task": "int64",
-                "n": "int64",
-                "correct": "int64",
-                "loss": "float64",
-            }
-        )
+        frame = pd.DataFrame(self._rows, columns=list(REQUIRED_COLUMNS))
+        return frame.astype(COLUMN_DTYPES)
 
     def state_dict(self) -> dict[str, Any]:
         self.flush()

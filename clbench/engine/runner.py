@@ -1,9 +1,11 @@
 """Runs one experiment: validate everything, then train with continual evaluation.
 
-`prepare` does all the checking (config, data files, scenario fit, strategy capabilities, model
-weights) and loads the data without touching the output folder, so bad input fails before any work
-and leaves nothing behind. `Experiment.run` then trains phase by phase, evaluating every seen task
-after every ``eval.every`` updates, and returns the records and timing.
+`prepare` does all the checking (config, data files, scenario fit, strategy and plugin
+capabilities, model weights), resolves the config once into typed parts and loads the data without
+touching the output folder, so bad input fails before any work and leaves nothing behind.
+`Experiment.run` then trains phase by phase in small named steps (`_enter_phase`, `_run_epoch`,
+`_update`, `_after_update`, `_finish_phase`), evaluating every seen task after every
+``eval.every`` updates, and keeps the loop state (`LoopState`) strategies and plugins read.
 """
 
 from __future__ import annotations
@@ -18,18 +20,26 @@ from typing import Any
 import pandas as pd
 import torch
 
-from clbench.config import RunConfig, component, config_hash
+from clbench.config import RunConfig, component, config_hash, plugin_params
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import resolve_data_root
 from clbench.data.stream import StreamData
 from clbench.engine.checkpoint import Checkpointer, Position, cloned, make_checkpoint
 from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.records import RecordLog
-from clbench.engine.seeding import derived_seeds, seed_globals
+from clbench.engine.seeding import derived_seeds, seed_globals, torch_settings
 from clbench.errors import ConfigError, IncompatibleError
-from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES
+from clbench.models.base import ModelBuilder
+from clbench.registry import DATASETS, MODELS, PLUGINS, SCENARIOS, STRATEGIES
 from clbench.scenario.plan import PhasePart, ScenarioPlan
-from clbench.strategy import OptimizerSettings, Strategy, StrategyContext
+from clbench.strategy import (
+    LoopPlan,
+    LoopState,
+    OptimizerSettings,
+    PluginChain,
+    Strategy,
+    StrategyContext,
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,9 +54,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class Component:
+    """A resolved strategy or plugin: its class and validated parameters (built per run)."""
+
+    name: str
+    cls: type[Any]
+    params: Any
+
+    def build(self) -> Any:
+        return self.cls(self.params)
+
+
 @dataclass
 class Prepared:
-    """A validated experiment, ready to run."""
+    """A validated experiment, resolved once into the typed parts a run is built from."""
 
     config: RunConfig
     dataset: InMemoryDataset
@@ -54,15 +76,19 @@ class Prepared:
     device: torch.device
     seeds: dict[str, int]
     run_id: str
+    model: ModelBuilder
+    strategy: Component
+    plugins: tuple[Component, ...] = ()
 
 
 def run_name(config: RunConfig) -> str:
-    """The run folder's name: ``output.name``, else strategy, scenario, data (its source's
-    ``run_label``: the name, or e.g. an Avalanche benchmark's), seed and hash."""
+    """The run folder's name: ``output.name``, else strategy (+ plugins), scenario, data (its
+    source's ``run_label``: the name, or e.g. an Avalanche benchmark's), seed and hash."""
     if config.output.name:
         return config.output.name
     data = DATASETS.get(config.data["name"]).run_label(config.data)  # e.g. the benchmark
-    names = (config.strategy["name"], config.scenario["name"], data)
+    learner = "+".join([config.strategy["name"], *config.plugins])
+    names = (learner, config.scenario["name"], data)
     return f"{'-'.join(names)}-s{config.seed}-{config_hash(config)}"
 
 
@@ -70,15 +96,16 @@ def prepare(config: RunConfig) -> Prepared:
     """Check everything that can be checked and load the data; never writes anything."""
     device = resolve_device(config.device)
     seeds = derived_seeds(config.seed)
-    _, strategy_params = component(config, "strategy")
-    strategy_cls = STRATEGIES.get(config.strategy["name"])
+    strategy_name, strategy_params = component(config, "strategy")
+    strategy = Component(strategy_name, STRATEGIES.get(strategy_name), strategy_params)
+    plugins = tuple(Component(n, PLUGINS.get(n), p) for n, p in plugin_params(config))
     model_name, model_params = component(config, "model")
     model_builder = MODELS.get(model_name)(model_params)
     model_builder.check()
-    if strategy_cls.capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
-        raise ConfigError(
-            "model.pretrained", None, f"{strategy_cls.registered_name} needs pretrained weights"
-        )
+    if strategy.cls.capabilities.needs_pretrained and not getattr(
+        model_params, "pretrained", None
+    ):
+        raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
 
     data_name, data_params = component(config, "data")
     source = DATASETS.get(data_name)(
@@ -90,13 +117,23 @@ def prepare(config: RunConfig) -> Prepared:
 
     scenario_name, scenario_params = component(config, "scenario")
     plan = SCENARIOS.get(scenario_name)(scenario_params).build(dataset, seeds["scenario"])
-    problems = strategy_cls(strategy_params).problems_with(plan)
+    learner = strategy.build()
+    problems = learner.problems_with(plan)
     if problems:
         raise IncompatibleError(
-            f"strategy {strategy_cls.registered_name!r} cannot run scenario {scenario_name!r}: "
+            f"strategy {strategy_name!r} cannot run scenario {scenario_name!r}: "
             + "; ".join(problems)
         )
-    return Prepared(config, dataset, plan, device, seeds, run_name(config))
+    for plugin in plugins:
+        problems = plugin.build().problems_with(plan, learner)
+        if problems:
+            raise IncompatibleError(
+                f"plugin {plugin.name!r} cannot modify strategy {strategy_name!r} on scenario "
+                f"{scenario_name!r}: " + "; ".join(problems)
+            )
+    return Prepared(
+        config, dataset, plan, device, seeds, run_name(config), model_builder, strategy, plugins
+    )
 
 
 FINITE_CHECK_EVERY = 50  # updates between checks for a non-finite loss (each one host sync)
@@ -130,42 +167,26 @@ class Timing:
 
 
 class Experiment:
-    """Holds all run state (model, strategy, evaluator records, RNGs) for one prepared run."""
+    """Holds all run state (model, strategy, plugins, records, RNGs) for one prepared run."""
 
     def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
         cfg = prepared.config
         self.device = prepared.device
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True)
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
-        seed_globals(prepared.seeds["model"])
-        model_name, model_params = component(cfg, "model")
-        self.model = (
-            MODELS.get(model_name)(model_params)
-            .build(prepared.dataset.input_shape, prepared.plan.num_outputs)
-            .to(self.device)
-        )
-        self.data = StreamData(prepared.dataset, prepared.plan, self.device)
-        strategy_name, strategy_params = component(cfg, "strategy")
-        self.strategy: Strategy = STRATEGIES.get(strategy_name)(strategy_params)
-        t = cfg.train
-        self.strategy.setup(
-            StrategyContext(
-                model=self.model,
-                data=self.data,
-                plan=prepared.plan,
-                device=self.device,
-                optimizer=OptimizerSettings(t.optimizer, t.lr, t.momentum, t.weight_decay),
-                batch_size=t.batch_size,
-                generator=torch.Generator().manual_seed(prepared.seeds["strategy"]),
-            )
-        )
+        with self._torch_settings():
+            seed_globals(prepared.seeds["model"])
+            self.model = prepared.model.build(
+                prepared.dataset.input_shape, prepared.plan.num_outputs
+            ).to(self.device)
+            self.data = StreamData(prepared.dataset, prepared.plan, self.device)
+            self.strategy: Strategy = prepared.strategy.build()
+            self.plugins = PluginChain([c.build() for c in prepared.plugins])
+            self.ctx = self._context()
+            self.loop = self.ctx.loop
+            self.strategy.setup(self.ctx)
+            for plugin in self.plugins:
+                plugin.setup(self.ctx, self.strategy)
         self.data_generator = torch.Generator().manual_seed(prepared.seeds["data_order"])
-        self._batch_counts: list[int] | None = None
-        # after setup: a strategy's training_parts may need its context (k-FPF's schedule)
-        self.strategy.ctx.total_updates = self.total_updates()
         self.log = RecordLog()
         self.evaluator = ContinualEvaluator(
             self.data,
@@ -183,9 +204,43 @@ class Experiment:
         self.run_hash = config_hash(cfg)
         self.position = Position()
         self._phase_start: dict[str, Any] | None = None
-        # (parts, batches, live epoch iterator) of the phase `restore` resumed inside
-        self._resumed: tuple[Any, Any, Iterator[Any]] | None = None
+        # (batches, live epoch iterator) of the phase `restore` resumed inside
+        self._resumed: tuple[Any, Iterator[Any]] | None = None
         self._finite_upto = 0
+
+    # -- setup ------------------------------------------------------------------------------
+    def _context(self) -> StrategyContext:
+        """The strategy's context, its loop plan complete before `Strategy.setup`."""
+        prepared, t = self.prepared, self.prepared.config.train
+        ctx = StrategyContext(
+            model=self.model,
+            data=self.data,
+            plan=prepared.plan,
+            device=self.device,
+            optimizer=OptimizerSettings(t.optimizer, t.lr, t.momentum, t.weight_decay),
+            batch_size=t.batch_size,
+            generator=torch.Generator().manual_seed(prepared.seeds["strategy"]),
+            plugins=self.plugins,
+        )
+        # `training_parts` runs before setup and may read the context's plan (Strategy docs)
+        self.strategy.ctx = ctx
+        parts = tuple(
+            tuple(self.strategy.training_parts(k)) for k in range(len(prepared.plan.phases))
+        )
+        counts = tuple(len(self._batches(p, torch.Generator())) for p in parts)  # no draws
+        plan = LoopPlan(parts, counts, t.epochs, t.batch_size, t.drop_last)
+        ctx.loop = LoopState(plan, self.data.output_mask)
+        return ctx
+
+    def _batches(self, parts: Sequence[PhasePart], generator: torch.Generator) -> Any:
+        """The batch iterator of a phase: the strategy's, then each plugin's composition."""
+        t = self.prepared.config.train
+        batches = self.strategy.phase_batches(parts, t.batch_size, generator, t.drop_last)
+        return self.plugins.phase_batches(parts, t.batch_size, generator, t.drop_last, batches)
+
+    def _torch_settings(self) -> contextlib.AbstractContextManager[None]:
+        cfg = self.prepared.config
+        return torch_settings(cfg.deterministic, cfg.threads)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.prepared.config.precision == "bf16":
@@ -204,20 +259,12 @@ class Experiment:
         self.timing.eval_s += time.perf_counter() - start
 
     def phase_batches_counts(self) -> list[int]:
-        """Batches per epoch of each phase; draws no random numbers.
-
-        Counted once, at construction: `Strategy.phase_batches` may keep the object it returns
-        (view_batch reads its epoch from it), so calling it later, e.g. after `restore`
-        replayed a phase, would swap the live batches for fresh ones."""
-        if self._batch_counts is None:
-            self._batch_counts = [
-                len(self._phase_data(k)[1]) for k in range(len(self.prepared.plan.phases))
-            ]
-        return list(self._batch_counts)
+        """Batches per epoch of each phase (the loop plan's)."""
+        return list(self.loop.plan.batches_per_epoch)
 
     def total_updates(self) -> int:
-        """Updates the whole run will make (for progress bars); draws no random numbers."""
-        return self.prepared.config.train.epochs * sum(self.phase_batches_counts())
+        """Updates the whole run will make (for progress bars)."""
+        return self.loop.plan.total_updates
 
     def check_position(self, position: Position) -> None:
         """Raise ValueError unless ``position`` is a point this run's plan reaches."""
@@ -241,6 +288,7 @@ class Experiment:
                 f"{p.phase_step}) does not fit the plan ({epochs} epoch(s) of {counts} batches)"
             )
 
+    # -- the training loop ------------------------------------------------------------------
     def run(
         self,
         on_update: Callable[[int], None] | None = None,
@@ -254,113 +302,164 @@ class Experiment:
         ``"SIGTERM"``) checkpoints and raises `RunInterrupted`. A non-finite training loss raises
         `RunDiverged` (checked every `FINITE_CHECK_EVERY` updates and at phase ends).
         """
-        cfg, plan = self.prepared.config, self.prepared.plan
-        ev = cfg.eval
-        evaluate_subsets, evaluate_full = (
-            self.evaluator.evaluate_subsets,
-            self.evaluator.evaluate_full,
-        )
-        pos = self.position
-        step, seen_upto = pos.step, pos.seen_upto
-        if pos == Position():
-            # The step-0 point covers every task phase 0 trains (SCoLe and joint phases hold
-            # several), so each has its untrained point and none looks "unseen" at step 0.
-            first_task = plan.phases[0].current_task
-            seen_upto = self._seen_upto(0, seen_upto)
-            self._timed_eval(evaluate_subsets, 0, 0, first_task, seen_upto)
-            if ev.track_forward:
-                tasks = list(range(plan.num_tasks))
-                self._timed_eval(evaluate_full, "init", 0, 0, first_task, tasks)
+        hooks = _LoopHooks(on_update, checkpointer, should_stop)
+        with self._torch_settings():
+            self._restore_loop_state()
+            if self.position == Position():
+                self._evaluate_start()
+            for k in range(self.position.phase, len(self.prepared.plan.phases)):
+                self._run_phase(k, hooks)
+        self.timing.updates = self.loop.step
+
+    def _restore_loop_state(self) -> None:
+        """The loop state at ``self.position`` (a fresh run, or a restored checkpoint)."""
+        pos, loop = self.position, self.loop
+        loop.phase, loop.epoch, loop.batch = pos.phase, pos.epoch, pos.batch
+        loop.step, loop.phase_step, loop.seen_upto = pos.step, pos.phase_step, pos.seen_upto
+
+    def _evaluate_start(self) -> None:
+        """The step-0 point: every task phase 0 trains (SCoLe and joint phases hold several),
+        so each has its untrained point and none looks "unseen" at step 0."""
+        plan, ev = self.prepared.plan, self.prepared.config.eval
+        first_task = plan.phases[0].current_task
+        self.loop.seen_upto = self._seen_upto(0, self.loop.seen_upto)
+        self._timed_eval(self.evaluator.evaluate_subsets, 0, 0, first_task, self.loop.seen_upto)
+        if ev.track_forward:
+            tasks = list(range(plan.num_tasks))
+            self._timed_eval(self.evaluator.evaluate_full, "init", 0, 0, first_task, tasks)
+
+    def _run_phase(self, k: int, hooks: _LoopHooks) -> None:
+        batches, resumed = self._enter_phase(k, hooks)
+        first_epoch = self.loop.epoch
+        for epoch in range(first_epoch, self.prepared.config.train.epochs):
+            if resumed is not None and epoch == first_epoch:
+                self._run_epoch(epoch, resumed, self.loop.batch, hooks)
+            else:
+                self._run_epoch(epoch, batches.epoch(), 0, hooks)
+        self._finish_phase(k, hooks)
+
+    def _enter_phase(self, k: int, hooks: _LoopHooks) -> tuple[Any, Iterator[Any] | None]:
+        """Start phase ``k`` (or continue it after `restore`): its batches and, when resuming
+        inside it, the partly consumed epoch iterator."""
+        loop, pos = self.loop, self.position
+        loop.phase = k
+        loop.seen_upto = self._seen_upto(k, loop.seen_upto)
+        if k == pos.phase and pos.in_phase and self._resumed is not None:
+            # `restore` already replayed this phase's start up to the saved batch
+            batches, live = self._resumed
+            self._resumed = None
+            return batches, live
+        loop.epoch = loop.batch = loop.phase_step = 0
+        batches = self._batches(loop.plan.parts[k], self.data_generator)
         # any checkpoint inside a phase (every N updates, or on a stop signal, even with
         # `every=0`) needs the phase-start state, so keep it whenever there is a checkpointer
-        keep_phase_start = checkpointer is not None
-        for k in range(pos.phase, len(plan.phases)):
-            phase = plan.phases[k]
-            current = phase.current_task
-            if k == pos.phase and pos.in_phase and self._resumed is not None:
-                # `restore` already replayed this phase's start up to the saved batch
-                parts, batches, resumed_epoch = self._resumed
-                self._resumed = None
-                seen_upto = self._seen_upto(k, seen_upto, parts)
-                first_epoch, phase_step = pos.epoch, pos.phase_step
-            else:
-                parts, batches = self._phase_data(k)
-                seen_upto = self._seen_upto(k, seen_upto, parts)
-                self._phase_start = cloned(self.state_dict()) if keep_phase_start else None
-                self.strategy.before_phase(k)
-                first_epoch, phase_step, resumed_epoch = 0, 0, None
-                if ev.preupdate_every_task and k > 0:
-                    self._timed_eval(evaluate_subsets, step, k, current, seen_upto)
-            n_batches = len(batches)
-            for epoch in range(first_epoch, cfg.train.epochs):
-                if resumed_epoch is not None and epoch == first_epoch:
-                    epoch_batches, first_batch = resumed_epoch, pos.batch
-                else:
-                    epoch_batches, first_batch = batches.epoch(), 0
-                self._sync()
-                start = time.perf_counter()
-                for b, (index, task) in enumerate(epoch_batches, start=first_batch):
-                    batch = self.data.make_batch(index, task)
-                    with self._autocast():
-                        loss = self.strategy.observe(batch)
-                    self.train_losses.append(loss.detach())
-                    step += 1
-                    phase_step += 1
-                    self.timing.samples_seen += len(batch)
-                    counter = {"global": step, "per_phase": phase_step, "per_epoch": b + 1}
-                    last = epoch == cfg.train.epochs - 1 and b == n_batches - 1
-                    if counter[ev.counter] % ev.every == 0 or last:
-                        self._sync()
-                        self.timing.train_s += time.perf_counter() - start
-                        self._timed_eval(evaluate_subsets, step, k, current, seen_upto)
-                        start = time.perf_counter()
-                    if on_update is not None:
-                        on_update(step)
-                    if step % FINITE_CHECK_EVERY == 0:
-                        self._check_finite()
-                    stop = should_stop() if should_stop is not None else None
-                    if (checkpointer is not None and checkpointer.due(step)) or stop:
-                        self._sync()
-                        self.timing.train_s += time.perf_counter() - start
-                        here = Position(k, epoch, b + 1, step, phase_step, seen_upto, True)
-                        if checkpointer is not None:
-                            self._save(checkpointer, here)
-                        if stop:
-                            raise RunInterrupted(stop, here, checkpointer is not None)
-                        start = time.perf_counter()
-                self._sync()
-                self.timing.train_s += time.perf_counter() - start
+        keep = hooks.checkpointer is not None
+        self._phase_start = cloned(self.state_dict()) if keep else None
+        self._before_phase(k)
+        if self.prepared.config.eval.preupdate_every_task and k > 0:
+            current = self.prepared.plan.phases[k].current_task
+            self._timed_eval(
+                self.evaluator.evaluate_subsets, loop.step, k, current, loop.seen_upto
+            )
+        return batches, None
+
+    def _before_phase(self, k: int) -> None:
+        self.strategy.before_phase(k)
+        for plugin in self.plugins:
+            plugin.before_phase(self.loop)
+
+    def _run_epoch(
+        self, epoch: int, epoch_batches: Iterator[Any], first_batch: int, hooks: _LoopHooks
+    ) -> None:
+        loop = self.loop
+        loop.epoch = epoch
+        n_batches = loop.plan.batches_per_epoch[loop.phase]
+        last_epoch = epoch == loop.plan.epochs - 1
+        clock = _TrainClock(self)
+        for b, (index, task) in enumerate(epoch_batches, start=first_batch):
+            loop.batch = b + 1
+            self._update(index, task)
+            self._after_update(last_epoch and b == n_batches - 1, clock, hooks)
+        clock.stop()
+
+    def _update(self, index: torch.Tensor, task: torch.Tensor) -> None:
+        """One update: the batch (through the plugins), the strategy's `observe` around the
+        plugins' update hooks, the counters."""
+        loop = self.loop
+        loop.step += 1
+        loop.phase_step += 1
+        batch = self.plugins.train_batch(self.data.make_batch(index, task))
+        for plugin in self.plugins:
+            plugin.before_update(batch, loop)
+        with self._autocast():
+            loss = self.strategy.observe(batch)
+        for plugin in self.plugins:
+            plugin.after_update(batch, loss, loop)
+        self.train_losses.append(loss.detach())
+        self.timing.samples_seen += len(batch)
+
+    def _after_update(self, last: bool, clock: _TrainClock, hooks: _LoopHooks) -> None:
+        """What follows an update: continual evaluation when due, progress, the divergence
+        check, checkpoints and stop requests."""
+        loop, ev = self.loop, self.prepared.config.eval
+        counter = {"global": loop.step, "per_phase": loop.phase_step, "per_epoch": loop.batch}
+        if counter[ev.counter] % ev.every == 0 or last:
+            with clock.paused():
+                current = self.prepared.plan.phases[loop.phase].current_task
+                self._timed_eval(
+                    self.evaluator.evaluate_subsets, loop.step, loop.phase, current, loop.seen_upto
+                )
+        if hooks.on_update is not None:
+            hooks.on_update(loop.step)
+        if loop.step % FINITE_CHECK_EVERY == 0:
             self._check_finite()
-            self.strategy.after_phase(k)
-            if ev.boundary_full_eval:
-                tasks = list(range(seen_upto + 1))
-                if ev.track_forward and seen_upto + 1 < plan.num_tasks:
-                    tasks.append(seen_upto + 1)
-                self._timed_eval(evaluate_full, "full", step, k, current, tasks)
-            self.log.flush()
-            self.timing.phase_end_steps.append(step)
-            self.timing.updates = step
-            if checkpointer is not None and checkpointer.at_phase_end:
-                self._save(checkpointer, Position(k + 1, 0, 0, step, 0, seen_upto, False))
-        self.timing.updates = step
+        stop = hooks.should_stop() if hooks.should_stop is not None else None
+        checkpointer = hooks.checkpointer
+        if (checkpointer is not None and checkpointer.due(loop.step)) or stop:
+            here = Position(
+                loop.phase,
+                loop.epoch,
+                loop.batch,
+                loop.step,
+                loop.phase_step,
+                loop.seen_upto,
+                True,
+            )
+            with clock.paused():
+                if checkpointer is not None:
+                    self._save(checkpointer, here)
+            if stop:
+                clock.stop()
+                raise RunInterrupted(stop, here, checkpointer is not None)
 
-    def _phase_data(self, phase: int) -> tuple[Sequence[PhasePart], Any]:
-        """The parts phase ``phase`` trains on and the strategy's batch iterator over them."""
-        t = self.prepared.config.train
-        parts = self.strategy.training_parts(phase)
-        return parts, self.strategy.phase_batches(
-            parts, t.batch_size, self.data_generator, t.drop_last
-        )
+    def _finish_phase(self, k: int, hooks: _LoopHooks) -> None:
+        """After the last update of phase ``k``: divergence check, the strategy's and plugins'
+        phase-end hooks, the boundary evaluation, records flushed, the phase-end checkpoint."""
+        loop, plan, ev = self.loop, self.prepared.plan, self.prepared.config.eval
+        self._check_finite()
+        self.strategy.after_phase(k)
+        for plugin in self.plugins:
+            plugin.after_phase(loop)
+        if ev.boundary_full_eval:
+            tasks = list(range(loop.seen_upto + 1))
+            if ev.track_forward and loop.seen_upto + 1 < plan.num_tasks:
+                tasks.append(loop.seen_upto + 1)
+            current = plan.phases[k].current_task
+            self._timed_eval(self.evaluator.evaluate_full, "full", loop.step, k, current, tasks)
+        self.log.flush()
+        self.timing.phase_end_steps.append(loop.step)
+        self.timing.updates = loop.step
+        checkpointer = hooks.checkpointer
+        if checkpointer is not None and checkpointer.at_phase_end:
+            here = Position(k + 1, 0, 0, loop.step, 0, loop.seen_upto, False)
+            self._save(checkpointer, here)
+        loop.epoch = loop.batch = loop.phase_step = 0
 
-    def _seen_upto(
-        self, phase: int, seen_upto: int, parts: Sequence[PhasePart] | None = None
-    ) -> int:
+    def _seen_upto(self, phase: int, seen_upto: int) -> int:
         """The highest task id seen once phase ``phase`` starts (tasks are numbered by first
         appearance, so the seen tasks are ``0..seen_upto``)."""
-        if parts is None:
-            parts = self.strategy.training_parts(phase)
         current = self.prepared.plan.phases[phase].current_task
-        return max([seen_upto, current, *(p.task for p in parts)])
+        return max([seen_upto, current, *(p.task for p in self.loop.plan.parts[phase])])
 
     def _fast_forward(
         self, batches: Any, epoch: int, batch: int
@@ -424,12 +523,15 @@ class Experiment:
         # a copy: the live strategy may keep the loaded tensors and update them in place,
         # and this phase start goes into every later checkpoint of the phase
         self._phase_start = cloned(checkpoint["phase_start"])
-        parts, batches = self._phase_data(k)
-        self.strategy.before_phase(k)
+        self.position = position
+        self._restore_loop_state()
+        self.loop.epoch = self.loop.batch = self.loop.phase_step = 0  # as at the phase start
+        self.loop.seen_upto = self._seen_upto(k, position.seen_upto)
+        batches = self._batches(self.loop.plan.parts[k], self.data_generator)
+        self._before_phase(k)
         live = self._fast_forward(batches, position.epoch, position.batch)
         self._load(checkpoint["current"], "current")
-        self._resumed = (parts, batches, live)
-        self.position = position
+        self._resumed = (batches, live)
 
     def _load(self, state: dict[str, Any], half: str) -> None:
         try:
@@ -445,10 +547,11 @@ class Experiment:
         return {
             "model": self.model.state_dict(),
             "strategy": self.strategy.state_dict(),
+            "plugins": [plugin.state_dict() for plugin in self.plugins],
             "records": self.log.state_dict(),
             "rng": {
                 "data_order": self.data_generator.get_state(),
-                "strategy": self.strategy.ctx.generator.get_state(),
+                "strategy": self.ctx.generator.get_state(),
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             },
@@ -459,9 +562,15 @@ class Experiment:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.strategy.load_state_dict(state["strategy"])
+        plugin_states = state.get("plugins", [])  # checkpoints of runs without plugins
+        if len(plugin_states) != len(self.plugins):
+            n = len(self.plugins)
+            raise ValueError(f"it holds {len(plugin_states)} plugin state(s), not {n}")
+        for plugin, plugin_state in zip(self.plugins, plugin_states, strict=True):
+            plugin.load_state_dict(plugin_state)
         self.log.load_state_dict(state["records"])
         self.data_generator.set_state(state["rng"]["data_order"])
-        self.strategy.ctx.generator.set_state(state["rng"]["strategy"])
+        self.ctx.generator.set_state(state["rng"]["strategy"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -470,7 +579,53 @@ class Experiment:
         self.train_losses = [] if losses is None else list(losses.to(self.device).unbind())
         self._finite_upto = len(self.train_losses)
 
-    def train_loss_frame(self) -> pd.DataFrame:
+    def budget_parts(self) -> tuple[list[torch.nn.Parameter], list[Any]]:
+        """What the budget counts: the parameters of the networks the strategy declares it
+        trains, and the memories it and the plugins declare (each counted once)."""
+        params = {id(p): p for net in self.strategy.networks() for p in net.parameters()}
+        memories = [self.strategy.memory(), *(p.memory() for p in self.plugins)]
+        distinct = {id(m): m for m in memories if m is not None}
+        return list(params.values()), list(distinct.values())
 
+    def report(self) -> dict[str, Any]:
+        """The strategy's report, with each plugin's under its name."""
+        report = dict(self.strategy.report())
+        for part, plugin in zip(self.prepared.plugins, self.plugins, strict=True):
+            report[part.name] = plugin.report()
+        return report
+
+    def train_loss_frame(self) -> pd.DataFrame:
         losses = torch.stack(self.train_losses).float().cpu().tolist() if self.train_losses else []
         return pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses})
+
+
+@dataclass
+class _LoopHooks:
+    """What the caller of `Experiment.run` asked to be called during the loop."""
+
+    on_update: Callable[[int], None] | None
+    checkpointer: Checkpointer | None
+    should_stop: Callable[[], str | None] | None
+
+
+class _TrainClock:
+    """Training time of one epoch, without the evaluations and checkpoints inside it."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+        experiment._sync()
+        self.start: float | None = time.perf_counter()
+
+    def stop(self) -> None:
+        if self.start is not None:
+            self.experiment._sync()
+            self.experiment.timing.train_s += time.perf_counter() - self.start
+            self.start = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start = time.perf_counter()

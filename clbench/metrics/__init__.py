@@ -17,6 +17,7 @@ from clbench.metrics.classic import (
 )
 from clbench.metrics.lca import LcaMode, learning_curve_area
 from clbench.metrics.records import (
+    COLUMN_DTYPES,
     INT_COLUMNS,
     KINDS,
     REQUIRED_COLUMNS,
@@ -53,6 +54,7 @@ from clbench.metrics.windowed import (
 )
 
 __all__ = [
+    "COLUMN_DTYPES",
     "INT_COLUMNS",
     "KINDS",
     "REQUIRED_COLUMNS",

@@ -1,5 +1,8 @@
 """Evaluation records: schema, validation and the array views every metric is computed from.
 
+This module is the one definition of the record schema: the engine's `RecordLog` writes
+`REQUIRED_COLUMNS` in that order with `COLUMN_DTYPES`, and every reader validates against it.
+
 A record frame (``records.parquet``) has one row per (evaluation, evaluated task). ``kind`` is
 ``subset`` (continual evaluation on the fixed per-task subset), ``full`` (full test set at the end
 of a phase) or ``init`` (full test set with the untrained model, step 0).
@@ -34,6 +37,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 )
 INT_COLUMNS: tuple[str, ...] = ("step", "phase", "current_task", "task", "n", "correct")
 KINDS: tuple[str, ...] = ("subset", "full", "init")
+# the dtypes a run writes (``records.parquet``); ``kind`` is a string column. Reading accepts any
+# integer-valued numbers in INT_COLUMNS (`validate_records`).
+COLUMN_DTYPES: dict[str, str] = {**dict.fromkeys(INT_COLUMNS, "int64"), "loss": "float64"}
 
 
 def _fail(message: str) -> None:

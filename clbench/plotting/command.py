@@ -121,14 +121,14 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def _plot_schedule(args: argparse.Namespace) -> int:
-    from clbench.cli import _config_and_overrides
+    from clbench.arguments import config_and_overrides
     from clbench.config import build_config
     from clbench.engine.runner import prepare
     from clbench.plotting.schedule import plot_schedule
 
     items = list(args.overrides)
     inputs = argparse.Namespace(config=items[0] if items else None, overrides=items[1:])
-    config_path, overrides = _config_and_overrides(inputs)
+    config_path, overrides = config_and_overrides(inputs)
     # prepare validates everything and loads the data but writes nothing
     plan = prepare(build_config(config_path, overrides)).plan
     out = Path(args.out or DEFAULT_SCHEDULE_OUT)

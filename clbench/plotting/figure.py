@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clbench.results.run_dir import atomic_write
+from clbench.engine.run_dir import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.stats
 
 from clbench.errors import ClbenchError, ConfigError
-from clbench.reporting.columns import ColumnSpec, column_spec
+from clbench.reporting.columns import ALL_METRICS, ColumnSpec, column_spec
 from clbench.reporting.comparability import NO_EFFECT_ON_NUMBERS, is_comparability_key
 from clbench.reporting.formats import (
     PAGE_CSS,
@@ -44,7 +44,6 @@ from clbench.reporting.formats import (
     plain_value,
 )
 from clbench.reporting.frame import RunFrame
-from clbench.reporting.report import ALL_METRICS
 from clbench.reporting.table import PHASE_KEY, partition, split_title
 from clbench.results.labels import label_key_order, setting_labels, value_text
 from clbench.results.reader import varying_keys

@@ -39,6 +39,7 @@ DEFAULT_BUDGET = (
     "params_trainable",
 )
 DEFAULT_COLUMNS = DEFAULT_METRICS + DEFAULT_BUDGET
+ALL_METRICS = "all"  # ``--metrics all``: every metric and budget column
 
 # Gap pair counts (how many (old task, phase) pairs a gap metric is defined over) are counts
 # with no direction: more pairs is neither better nor worse, only a larger sample.

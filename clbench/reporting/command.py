@@ -43,7 +43,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``clbench report``."""
     report = sub.add_parser(
         "report",
-        help="mean [95% CI] tables over run folders (Markdown, LaTeX, CSV, HTML)",
+        help="mean [95%% CI] tables over run folders (Markdown, LaTeX, CSV, HTML)",
         description="Load finished run folders under RESULTS and print one row per setting: "
         "the mean and its 95% confidence interval over seeds and n; in bold, every row not "
         "significantly worse than the best (paired or Welch t-test, Holm-corrected); rows or "
@@ -176,8 +176,8 @@ def _aggregate_options(args: argparse.Namespace) -> AggregateOptions | None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from clbench.engine.run_dir import write_text
     from clbench.reporting import render_report
-    from clbench.results.run_dir import write_text
 
     aggregate = _aggregate_options(args)
     out = Path(args.out) if args.out else None

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from clbench.reporting.significance import CiMethod
     from clbench.reporting.table import Table
 
-ALL_METRICS = "all"
-
 
 @dataclass
 class ReportResult:
@@ -164,7 +162,7 @@ def _check_ci(ci: str | None, confidence: float | None, aggregate: bool) -> tupl
 def _select_columns(metrics: Sequence[str] | None, runs: RunFrame) -> list[ColumnSpec]:
     """The columns asked for: defaults, ``all`` (metrics and budget) or names, which may also
     be strategy-report facts (``strategy_report.<key>``, only when named)."""
-    from clbench.reporting.columns import DEFAULT_COLUMNS, column_spec
+    from clbench.reporting.columns import ALL_METRICS, DEFAULT_COLUMNS, column_spec
 
     available = runs.value_columns
     if not metrics:

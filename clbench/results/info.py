@@ -14,13 +14,13 @@ import socket
 import time
 from typing import Any
 
-from clbench.cli.console import HEADLINE, format_value
 from clbench.config import config_hash, resolve_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from clbench.engine.lock import LOCK_FILE, lock_holder
+from clbench.engine.run_dir import DIGESTS_FILE, read_digests, verify_files
 from clbench.errors import ConfigError, CorruptedResultError
-from clbench.results.lock import LOCK_FILE, lock_holder
+from clbench.metrics.summary import HEADLINE, format_value
 from clbench.results.reader import RunFolder
-from clbench.results.run_dir import DIGESTS_FILE, read_digests, verify_files
 
 BUDGET_KEYS = (
     "updates",

@@ -1,7 +1,8 @@
 """Labels for settings (groups of runs): names first, then only the settings that tell apart
 groups with the same names. Reports (table rows) and figures (legends, panel titles) share it.
 
-``er / digits (buffer_size=200)`` next to ``er / digits (buffer_size=50)`` and plain ``naive``:
+``er / digits (buffer_size=200)`` next to ``er / digits (buffer_size=50)``, plain ``naive`` and
+``er+view_batch (view_batch.views=4)`` (a strategy and its plugins are one learner):
 a key that differs only because another strategy lacks it (naive has no buffer_size) is noise,
 and a strategy run in one setting needs no settings at all. Nor is a setting the run hash leaves
 out (`clbench.config.HASH_EXCLUDED`: output, checkpointing): it never changes results.
@@ -42,12 +43,16 @@ def label_key_order(keys: Sequence[str]) -> list[str]:
 
 
 def _short(key: str) -> str:
-    """``strategy.buffer_size`` -> ``buffer_size``: a method's own settings need no section."""
-    return key.removeprefix("strategy.")
+    """``strategy.buffer_size`` -> ``buffer_size``: a method's own settings need no section
+    (a plugin's keep the plugin's name: ``view_batch.views``)."""
+    return key.removeprefix("strategy.").removeprefix("plugins.")
 
 
 def _label(values: Mapping[str, Any], names: Sequence[str], shown: Sequence[str]) -> str:
-    head = " / ".join(value_text(values[k]) for k in names if values.get(k) is not None)
+    parts = {k: value_text(values[k]) for k in names if values.get(k) is not None}
+    if "plugins.name" in parts and "strategy.name" in parts:  # er+view_batch: one learner
+        parts["strategy.name"] += "+" + parts.pop("plugins.name")
+    head = " / ".join(parts.values())
     settings = ", ".join(
         f"{_short(k)}={value_text(values[k])}" for k in shown if values.get(k) is not None
     )

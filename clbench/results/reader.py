@@ -1,6 +1,6 @@
 """Reading run folders back: status, resolved config, summary and records.
 
-The write side (`clbench.results.run_dir`) guarantees a folder is *finished* only when
+The write side (`clbench.engine.run_dir`) guarantees a folder is *finished* only when
 ``status.json`` says so, written last. The read side never trusts a file blindly: every file that
 exists but cannot be parsed raises `CorruptedResultError` naming it, and `load_runs` sorts folders
 into finished, partial (running, failed, interrupted, diverged) and corrupted ones so reports can
@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from clbench.engine.run_dir import FINISHED, FINISHED_FILES, STATUS_FILE, verify_files
 from clbench.errors import ConfigError, CorruptedResultError
-from clbench.results.run_dir import FINISHED, FINISHED_FILES, STATUS_FILE, verify_files
 
 PARTIAL_STATUSES = ("running", "failed", "interrupted", "diverged")
 
@@ -258,10 +258,17 @@ NON_IDENTIFYING = ("seed", "output", "threads", "device")
 
 
 def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"strategy.name": "er", "train.lr": 0.05, ...}``; lists become tuples (hashable)."""
+    """``{"strategy.name": "er", "train.lr": 0.05, ...}``; lists become tuples (hashable).
+
+    Plugins give ``plugins.name`` (``view_batch+fpf``, in order) and ``plugins.<name>.<param>``."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
+        if name == "plugins":  # {view_batch: {...}} -> plugins.name "view_batch" + parameters
+            if value:
+                flat["plugins.name"] = "+".join(value)
+                flat.update(flat_config(value, "plugins."))
+            continue  # no plugins: no key, as in runs made before plugins existed
         if isinstance(value, dict) and value:
             flat.update(flat_config(value, f"{name}."))
         else:
@@ -288,4 +295,7 @@ def varying_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
     """Identifying keys whose value differs between ``configs`` (what tells the groups apart)."""
     flats = [identifying_config(c) for c in configs]
     keys = sorted({k for f in flats for k in f})
-    return [k for k in keys if len({f.get(k, None) for f in flats}) > 1]
+    varying = [k for k in keys if len({f.get(k, None) for f in flats}) > 1]
+    if "plugins.name" in varying and "strategy.name" not in varying:
+        varying.append("strategy.name")  # "er" vs "er+view_batch": plugins modify a strategy
+    return sorted(varying)

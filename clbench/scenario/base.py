@@ -1,14 +1,17 @@
-"""Base class of scenario generators (one file per family lives in the top-level `scenarios/`)."""
+"""Base class of scenario generators (one file per family in `scenarios/`, installed as
+`clbench.scenarios`)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from clbench.data.dataset import InMemoryDataset
 from clbench.scenario.plan import ScenarioPlan, Setting
+
+if TYPE_CHECKING:  # a type only: data sits above the scenario plan it imports
+    from clbench.data.dataset import InMemoryDataset
 
 
 class ScenarioBuilder(ABC):

@@ -9,6 +9,7 @@ from clbench.strategy.loop import LoopPlan, LoopState
 from clbench.strategy.plugin import (
     LOSS_TERMS,
     MEMORY_DRAWS,
+    MODEL,
     ROUTES,
     TRAIN_BATCHES,
     Plugin,
@@ -18,6 +19,7 @@ from clbench.strategy.plugin import (
 __all__ = [
     "LOSS_TERMS",
     "MEMORY_DRAWS",
+    "MODEL",
     "ROUTES",
     "TRAIN_BATCHES",
     "Capabilities",

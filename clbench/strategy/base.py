@@ -48,6 +48,7 @@ class Capabilities:
     """What a strategy supports; a run is refused before it starts if the scenario does not fit."""
 
     settings: frozenset[str] = frozenset({"class", "domain", "task"})
+    uses_buffer: bool = False  # replays from a memory (`Strategy.memory`)
     needs_pretrained: bool = False
     # what the strategy passes through the API helpers, so plugins reach it (plugin.ROUTES)
     routes: frozenset[str] = ROUTES

@@ -18,8 +18,9 @@ its hooks at named moments; each is optional:
 - ``report()``, ``state_dict()`` / ``load_state_dict()``, ``memory()`` (a memory it owns).
 
 Strategies declare which of the routes a plugin may need they honour (`Capabilities.routes`:
-``loss_terms``, ``memory_draws``, ``train_batches``); `Plugin.needs` says which the configured
-plugin needs, and a combination that would silently drop one is refused before the run starts.
+``loss_terms``, ``memory_draws``, ``train_batches``, ``model``); `Plugin.needs` says which the
+configured plugin needs, and a combination that would silently drop one is refused before the
+run starts.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ if TYPE_CHECKING:
 # What a strategy routes through the API, so that plugins reach it (Capabilities.routes)
 LOSS_TERMS = "loss_terms"  # its training loss goes through Strategy.loss / plugin_loss
 MEMORY_DRAWS = "memory_draws"  # replay positions come from Strategy.sample_memory
-TRAIN_BATCHES = "train_batches"  # batches it makes go through Strategy.make_batch
-ROUTES = frozenset({LOSS_TERMS, MEMORY_DRAWS, TRAIN_BATCHES})
+TRAIN_BATCHES = "train_batches"  # it trains on the batch handed in and those of make_batch
+MODEL = "model"  # it trains and predicts with ctx.model (plugins that change the model reach it)
+ROUTES = frozenset({LOSS_TERMS, MEMORY_DRAWS, TRAIN_BATCHES, MODEL})
 
 
 class Plugin:

@@ -170,7 +170,7 @@ def _resume_command(args: argparse.Namespace) -> str:
 
 def _run_gtep(sweep: _Sweep, runs: list[PlannedRun], select: GtepSelect) -> list[PlannedRun]:
     """Phase 1 on every grid point, selection, phase 2 on the chosen points."""
-    from clbench.results.run_dir import write_json
+    from clbench.engine.run_dir import write_json
     from clbench.sweep import gtep
 
     tuning = [r for r in runs if r.phase == "tuning"]
@@ -205,7 +205,7 @@ class _Sweep:
         self.state = SweepState(loaded, options)
 
     def execute(self, runs: list[PlannedRun], label: str) -> None:
-        from clbench.results.run_dir import RunDir
+        from clbench.engine.run_dir import RunDir
         from clbench.sweep.executors import RunResult, RunTask
         from clbench.sweep.progress import SweepProgress
 
@@ -258,7 +258,7 @@ class _Sweep:
 
 
 def _print_plan(runs: list[PlannedRun], checked: Checked, loaded: LoadedSuite) -> None:
-    from clbench.results.run_dir import RunDir
+    from clbench.engine.run_dir import RunDir
 
     deferred = {id(r) for r in checked.deferred}
     runnable = {id(r) for r in checked.runnable}
@@ -319,9 +319,9 @@ def _check_report_keys(options: SuiteReport, runs: list[PlannedRun]) -> None:
 
 def _write_report(path: str, run_paths: list[Path], options: SuiteReport) -> None:
     """Render this sweep's run folders; a report that cannot be made never hides the runs."""
+    from clbench.engine.run_dir import write_text
     from clbench.errors import ClbenchError
     from clbench.reporting import render_report
-    from clbench.results.run_dir import write_text
 
     existing = [p for p in run_paths if p.is_dir()]
     try:

@@ -98,9 +98,10 @@ def execute_run(task: RunTask) -> RunResult:
     try:
         from clbench.config import resolve_config
         from clbench.engine.job import run_job
+        from clbench.plotting.curves import plot_task_curves
 
         config = resolve_config(task.config)
-        outcome = run_job(config, progress=False)
+        outcome = run_job(config, progress=False, figure=plot_task_curves)
     except KeyboardInterrupt:
         return RunResult(task.run_id, "interrupted", time.perf_counter() - start)
     except BaseException as exc:
@@ -120,7 +121,7 @@ def execute_run(task: RunTask) -> RunResult:
 
 def _folder_status(task: RunTask) -> str | None:
     """The status `run_job` recorded in the run folder (None when no folder was written)."""
-    from clbench.results.run_dir import RunDir
+    from clbench.engine.run_dir import RunDir
 
     info = RunDir(Path(task.config["output"]["root"]) / task.run_id).status()
     return info.get("status") if info else None

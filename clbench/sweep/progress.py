@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from types import TracebackType
 
-from clbench.cli.progress import ProgressBar
+from clbench.engine.progress import ProgressBar
 from clbench.sweep.executors import RunResult
 
 

@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from clbench.engine.lock import RunLock, RunLockedError
+from clbench.engine.run_dir import remove_stale_temp_files, write_json
 from clbench.errors import ClbenchError, ConfigError
-from clbench.results.lock import RunLock, RunLockedError
-from clbench.results.run_dir import remove_stale_temp_files, write_json
 from clbench.sweep.executors import RunResult
 from clbench.sweep.suite import LoadedSuite, PlannedRun
 
@@ -41,7 +41,7 @@ class SweepLockedError(ClbenchError):
 
 class SweepLock:
     """An exclusive lock on ``<results root>/.sweep.lock`` for the whole sweep
-    (`clbench.results.lock.RunLock` with its own file name: the kernel drops it however the holder
+    (`clbench.engine.lock.RunLock` with its own file name: the kernel drops it however the holder
     ends, and the file says who holds it). Failing to create the root is reported here, before any
     run starts."""
 

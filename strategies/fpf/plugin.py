@@ -1,13 +1,13 @@
-"""FPF: forgetting-prioritized finetuning as a modifier over any strategy.
+"""FPF: forgetting-prioritized finetuning as a plugin over any strategy.
 
-Zhao et al., ICML 2023, arXiv:2304.04158: "FPF finetunes the most
-sensitive parameters for a few iterations using buffered data at the end of arbitrary CL methods"
-(Fig. 2 caption). The wrapped ``base`` strategy trains as usual (every hook is
-delegated); after the last phase (``when: end``, verified) or after every phase (``every_phase``)
-only the selected modules are finetuned on the replay buffer. The buffer is the base strategy's
-own memory when it has one (ER's `ReservoirBuffer`/`ClassBalancedBuffer` instance, shared, not
-copied); otherwise, or when KD needs stored logits, a `ReservoirBuffer` of ``buffer_size`` is
-filled here from the observed batches. Shared machinery: `clbench.strategies.fpf.finetune`.
+Zhao et al., ICML 2023, arXiv:2304.04158: "FPF finetunes the most sensitive parameters for a few
+iterations using buffered data at the end of arbitrary CL methods" (Fig. 2 caption). The strategy
+trains as usual; after the last phase (``when: end``, the paper's FPF) or after every phase
+(``every_phase``) only the selected modules are finetuned on a replay memory. That memory is the
+strategy's own (`Strategy.memory`, e.g. ER's buffer, shared, not copied) when it is an index
+memory holding what the loss needs; otherwise, or when KD needs stored logits, a
+`ReservoirBuffer` of ``buffer_size`` is filled here after every update. The finetuning itself:
+`clbench.strategies.fpf.finetune`.
 """
 
 from __future__ import annotations
@@ -19,22 +19,18 @@ from clbench.strategies.fpf.finetune import FPFController, FPFOptions
 from pydantic import Field
 
 from clbench.data.stream import Batch
-from clbench.registry import STRATEGIES
-from clbench.strategy import Capabilities, StrategyContext
+from clbench.registry import PLUGINS
+from clbench.strategy import MODEL, LoopState, Plugin, Strategy, StrategyContext
 from clbench.strategy.buffers import IndexBuffer, ReservoirBuffer
-from clbench.wrapper import StrategyWrapper
 
 
-@STRATEGIES.register("fpf")
-class FPF(StrategyWrapper):
-    summary = "FPF: finetune the most sensitive modules on the buffer after any strategy"
-    capabilities = Capabilities(uses_buffer=True)
+@PLUGINS.register("fpf")
+class FPF(Plugin):
+    summary = "FPF: finetune the most sensitive modules on a replay memory after any strategy"
 
-    class Config(StrategyWrapper.Config, FPFOptions):
-        # `base` (default er): FPF applies to arbitrary CL methods (Fig. 2 caption); the paper's
-        # bases are Mammoth's ER, DER++, ... (unverified)
+    class Config(Plugin.Config, FPFOptions):
         when: Literal["end", "every_phase"] = Field(
-            "end", description="FPF after the last phase (paper abstract) or each"
+            "end", description="FPF after the last phase (paper abstract, Fig. 2) or after each"
         )
         loss: Literal["ce", "kd"] = Field(
             "ce", description="CE on buffered labels, or KD on stored logits (+CE if kd_ce)"
@@ -42,65 +38,62 @@ class FPF(StrategyWrapper):
         buffer_size: int = Field(
             200,
             ge=0,
-            description="own reservoir memory, used when the base has none or KD needs logits "
-            "(Mammoth buffer sizes 200/500)",
+            description="own reservoir memory, used when the strategy has none or KD needs "
+            "logits (Mammoth's smallest standard size, aimagelab/mammoth@e75a491: "
+            "utils/best_args.py)",
         )
 
     config: Config
 
-    def setup(self, ctx: StrategyContext) -> None:
-        super().setup(ctx)
+    def needs(self, strategy: Strategy) -> frozenset[str]:
+        return frozenset({MODEL})  # it finetunes ctx.model: useless where that is not used
+
+    def setup(self, ctx: StrategyContext, strategy: Strategy) -> None:
+        super().setup(ctx, strategy)
         cfg = self.config
         self.fpf = FPFController(cfg, ctx.model, ctx.data, ctx.device, cfg.loss)
-        base_buffer = getattr(self.base, "buffer", None)
-        usable = isinstance(base_buffer, IndexBuffer) and (
-            cfg.loss == "ce" or base_buffer.extra is not None
-        )
+        shared = strategy.memory()
+        usable = isinstance(shared, IndexBuffer) and (cfg.loss == "ce" or shared.extra is not None)
         self.own_buffer = not usable
-        if self.own_buffer:
-            extra = ctx.model.num_outputs if cfg.loss == "kd" else 0
-            self.buffer: IndexBuffer = ReservoirBuffer(cfg.buffer_size, extra_dim=extra)
+        if usable:
+            self.buffer: IndexBuffer = shared
         else:
-            self.buffer = base_buffer
-        self.updates = 0
+            extra = ctx.model.num_outputs if cfg.loss == "kd" else 0
+            self.buffer = ReservoirBuffer(cfg.buffer_size, extra_dim=extra)
+        self._sgd_part: Any = None
 
-    def observe(self, batch: Batch) -> torch.Tensor:
-        with self.fpf.meter.part("sgd"):
-            loss = self.base.observe(batch)
-            if self.own_buffer:
-                extra = None
-                if self.config.loss == "kd":  # an extra no-grad forward, counted as SGD cost
-                    with torch.no_grad():
-                        extra = self.model(batch.x)
-                self.buffer.add(batch.index, batch.task, batch.y, self.ctx.generator, extra)
-        self.updates += 1
-        return loss
+    def memory(self) -> IndexBuffer | None:
+        return self.buffer if self.own_buffer else None
 
-    def after_phase(self, phase_index: int) -> None:
-        self.base.after_phase(phase_index)
+    def before_update(self, batch: Batch, loop: LoopState) -> None:
+        self._sgd_part = self.fpf.meter.part("sgd")  # the strategy's update is the SGD cost
+        self._sgd_part.__enter__()
+
+    def after_update(self, batch: Batch, loss: torch.Tensor, loop: LoopState) -> None:
+        if self.own_buffer:
+            extra = None
+            if self.config.loss == "kd":  # an extra no-grad forward, counted as SGD cost
+                with torch.no_grad():
+                    extra = self.ctx.model(batch.x)
+            self.buffer.add(batch.index, batch.task, batch.y, self.ctx.generator, extra)
+        self._sgd_part.__exit__(None, None, None)
+
+    def after_phase(self, loop: LoopState) -> None:
         self.fpf.tracker.snapshot()
-        last = phase_index == len(self.ctx.plan.phases) - 1
-        if last or self.config.when == "every_phase":
-            self.fpf.run(self.buffer, self.ctx.generator, self.updates)
+        if loop.last_phase or self.config.when == "every_phase":
+            self.fpf.run(self.buffer, self.ctx.generator, loop.step)
 
     # -- reporting and state -----------------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        return {
-            **super().report(),
-            "fpf_buffer": "own" if self.own_buffer else "base",
-            **self.fpf.report(),
-        }
+        return {"fpf_buffer": "own" if self.own_buffer else "strategy", **self.fpf.report()}
 
     def state_dict(self) -> dict[str, Any]:
-        state = {**super().state_dict(), "fpf": self.fpf.state_dict()}
-        state["updates"] = self.updates
+        state: dict[str, Any] = {"fpf": self.fpf.state_dict()}
         if self.own_buffer:
             state["buffer"] = self.buffer.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
         self.fpf.load_state_dict(state["fpf"])
-        self.updates = state["updates"]
         if self.own_buffer:
             self.buffer.load_state_dict(state["buffer"])

@@ -71,7 +71,7 @@ from clbench.data.stream import Batch
 from clbench.errors import ConfigError
 from clbench.registry import STRATEGIES
 from clbench.scenario.plan import PhasePart, ScenarioPlan
-from clbench.strategy import Capabilities, Strategy
+from clbench.strategy import TRAIN_BATCHES, Capabilities, Strategy
 
 FILL = -1e4  # logits of outputs a sample's (selected) task does not own (finite: loss stays finite)
 
@@ -79,7 +79,10 @@ FILL = -1e4  # logits of outputs a sample's (selected) task does not own (finite
 @STRATEGIES.register("hyperinterval")
 class HyperInterval(Strategy):
     summary = "HyperInterval: hypernetwork-generated weight intervals with interval embeddings"
-    capabilities = Capabilities(settings=frozenset({"task", "class", "domain"}))
+    # its loss is the hypernetwork's own (no plugin terms); the batch handed in is trained on
+    capabilities = Capabilities(
+        settings=frozenset({"task", "class", "domain"}), routes=frozenset({TRAIN_BATCHES})
+    )
 
     Config = HyperIntervalConfig
 
@@ -129,17 +132,10 @@ class HyperInterval(Strategy):
             std = torch.tensor(dataset.std, dtype=torch.float32).view(shape).to(dev)
             mean = torch.tensor(dataset.mean, dtype=torch.float32).view(shape).to(dev)
             self._unnormalise = (std, mean)
-        # validation samples come out of the training data; seeded apart from the shared RNGs
-        self.heldout = (
-            heldout_indices(plan, cfg.val_size, ctx.generator.initial_seed() + 1)
-            if self._uses_validation()
-            else {}
-        )
         self.learned: list[int] = []  # tasks trained so far, in order
         self.current: list[int] = []  # tasks of the phase being trained
         self.opt_tasks: list[int] = []  # tasks whose embeddings the optimizer holds
         self.reg_targets: dict[int, torch.Tensor] = {}
-        self.phase_lengths: list[int] | None = None  # total_updates is set after setup
         self.optimizer = self.configure_optimizer()
         self._cache: dict[int, list[torch.Tensor]] = {}
         self.universal_report: dict[str, Any] | None = None
@@ -170,27 +166,28 @@ class HyperInterval(Strategy):
     def _uses_validation(self) -> bool:
         return self.config.selection != "last" and self.config.variant == "standard"
 
+    @property
+    def heldout(self) -> dict[int, Any]:
+        """Per task, the training samples held out for validation (none without selection).
+
+        Drawn on first use (`training_parts` runs before `setup`), seeded apart from the shared
+        RNGs."""
+        if not hasattr(self, "_heldout"):
+            seed = self.ctx.generator.initial_seed() + 1
+            self._heldout = (
+                heldout_indices(self.ctx.plan, self.config.val_size, seed)
+                if self._uses_validation()
+                else {}
+            )
+        return self._heldout
+
     def training_parts(self, phase_index: int) -> Sequence[PhasePart]:
         parts = self.ctx.plan.phases[phase_index].parts
         return without_heldout(parts, self.heldout) if self.heldout else parts
 
-    def _phase_lengths(self) -> list[int]:
-        """Updates per phase: batches × epochs, epochs recovered from ``ctx.total_updates``.
-
-        The drop_last setting is not in the context; the one whose batch count divides the total
-        is used (both give the same count when batches divide evenly).
-        """
-        plan, bs, total = self.ctx.plan, self.ctx.batch_size, self.ctx.total_updates
-        candidates = []
-        for drop_last in (False, True):
-            lens = [
-                len(self.phase_batches(self.training_parts(k), bs, torch.Generator(), drop_last))
-                for k in range(len(plan.phases))
-            ]
-            if total is not None and sum(lens) > 0 and total % sum(lens) == 0:
-                return [n * (total // sum(lens)) for n in lens]
-            candidates.append(lens)
-        return candidates[0]  # unknown epochs: one epoch per phase
+    def networks(self) -> list[nn.Module]:
+        """The hypernetwork and the task embeddings (and radii); clbench's model is unused."""
+        return [self.hnet, self.embeddings, self.rhos]
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         return self._optimizer_for(self.opt_tasks)
@@ -255,10 +252,8 @@ class HyperInterval(Strategy):
 
     # ------------------------------------------------------------------ training
     def before_phase(self, phase_index: int) -> None:
-        if self.phase_lengths is None:
-            self.phase_lengths = self._phase_lengths()
         self.it = 0
-        self.n_updates = max(1, self.phase_lengths[phase_index])
+        self.n_updates = max(1, self.ctx.loop.plan.updates_per_phase[phase_index])
         tasks = sorted({p.task for p in self.training_parts(phase_index)})
         self.current = tasks
         previous = [t for t in self.learned if t not in tasks]

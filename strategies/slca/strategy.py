@@ -158,8 +158,9 @@ class SLCA(Strategy):
             # current-task (per-sample task) logits only: CE of the task's own head
             logits = logits.masked_fill(~self.data.output_mask[batch.task], float("-inf"))
             loss = F.cross_entropy(logits, batch.y)
-            if self.extra_loss is not None:
-                loss = loss + self.extra_loss(logits, batch)
+            term = self.plugin_loss(logits, batch)
+            if term is not None:
+                loss = loss + term
         else:
             loss = self.loss(logits, batch)
         if self.config.freeze_old_heads and self._train_rows is not None:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from clbench.arguments import add_config_arguments, config_and_overrides
 from clbench.export.command import add_command as add_export_command
 from clbench.plotting.command import add_command as add_plot_command
 from clbench.reporting.command import add_command as add_report_command
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         "Split-digits ER experiment) and `key.sub=value` overrides, e.g. strategy.name=naive "
         "train.epochs=5 eval.every=10.",
     )
-    _add_config_arguments(run)
+    add_config_arguments(run)
     run.add_argument("--out", help="results root (same as output.root=...)")
     run.add_argument(
         "--force", action="store_true", help="re-run even if the run folder is finished"
@@ -80,8 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_cmd_run)
 
-    lst = sub.add_parser("list", help="list registered datasets, scenarios, models and strategies")
-    lst.add_argument("kind", nargs="?", choices=["data", "scenarios", "models", "strategies"])
+    lst = sub.add_parser(
+        "list", help="list registered datasets, scenarios, models, strategies and plugins"
+    )
+    lst.add_argument(
+        "kind", nargs="?", choices=["data", "scenarios", "models", "strategies", "plugins"]
+    )
     lst.set_defaults(handler=_cmd_list)
 
     add_plot_command(sub)
@@ -93,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "source classes) with `key.sub=value` overrides and save the backbone to --out, "
         "loadable as model.pretrained=<out> (e.g. for slca).",
     )
-    _add_config_arguments(pre)
+    add_config_arguments(pre)
     pre.add_argument("--out", required=True, help="backbone file (.pth, .pt, .bin or .safetensors)")
     pre.set_defaults(handler=_cmd_pretrain)
     add_sweep_command(sub)
@@ -112,24 +117,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """CONFIG (optional YAML; default: the embedded default) and ``key.sub=value`` overrides."""
-    parser.add_argument("config", nargs="?", help="YAML config file (optional)")
-    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-
-
-def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
-    """The optional CONFIG positional may be the first override (`clbench run a.b=1`)."""
-    config_path, overrides = args.config, list(args.overrides)
-    if config_path is not None and "=" in config_path:
-        return None, [config_path, *overrides]
-    return config_path, overrides
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from clbench.config import build_config
 
-    config_path, overrides = _config_and_overrides(args)
+    config_path, overrides = config_and_overrides(args)
     if args.resume:
         if config_path is not None or overrides or args.out:
             from clbench.errors import ConfigError
@@ -154,10 +145,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from clbench.cli.console import print_summary
     from clbench.engine.job import run_job
     from clbench.engine.runner import RunInterrupted
+    from clbench.plotting.curves import plot_task_curves
 
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        outcome = run_job(config, progress=progress, force=args.force)
+        outcome = run_job(config, progress=progress, force=args.force, figure=plot_task_curves)
     except RunInterrupted as exc:
         how = (
             f"resume with: clbench run --resume {exc.run_dir}"
@@ -249,13 +241,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES, describe_params
+    from clbench.registry import (
+        DATASETS,
+        MODELS,
+        PLUGINS,
+        SCENARIOS,
+        STRATEGIES,
+        describe_params,
+    )
 
     sections = {
         "data": DATASETS,
         "scenarios": SCENARIOS,
         "models": MODELS,
         "strategies": STRATEGIES,
+        "plugins": PLUGINS,
     }
     for title, registry in sections.items():
         if args.kind and args.kind != title:
@@ -265,7 +265,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             extra = ""
             caps = getattr(cls, "capabilities", None)
             if caps is not None:
-                extra = f"  [{'/'.join(sorted(caps.settings))}-IL]"
+                routes = ", ".join(sorted(caps.routes)) or "none"
+                extra = f"  [{'/'.join(sorted(caps.settings))}-IL; plugin routes: {routes}]"
             print(f"  {name}: {getattr(cls, 'summary', '')}{extra}")
             for pname, ptype, default, desc in describe_params(cls.Config):
                 print(f"      {pname} ({ptype}, default {default!r}): {desc}")
@@ -277,7 +278,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from clbench.config import build_config
     from clbench.engine.pretrain import pretrain
 
-    config_path, overrides = _config_and_overrides(args)
+    config_path, overrides = config_and_overrides(args)
     info = pretrain(build_config(config_path, overrides), args.out)
     acc = info["source_test_acc"]
     acc_text = "n/a" if acc is None else f"{acc:.4f}"

@@ -7,6 +7,9 @@ manifest, records, losses, summary, ...) is written through `RunDir.write_bytes`
 which record its SHA-256 in ``digests.json`` (itself replaced atomically) just before the file:
 `RunDir.verify` then tells a damaged or edited file from a good one. ``status.json`` changes all
 the time and is not digested; checkpoints carry their own digest (`clbench.engine.checkpoint`).
+
+This is the write side, with the engine that writes run folders; the read side
+(`clbench.results.reader`) builds on its names and `verify_files`.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ _TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}")
 def remove_stale_temp_files(folder: Path) -> list[Path]:
     """Delete the temporary files `atomic_write` left when its process was killed mid-write.
 
-    Call only while holding the folder's lock (`clbench.results.lock.RunLock`): then no other
+    Call only while holding the folder's lock (`clbench.engine.lock.RunLock`): then no other
     writer can own one. Returns what was removed."""
     if not folder.is_dir():
         return []
@@ -159,7 +162,7 @@ def verify_files(folder: Path, names: Iterable[str] | None = None) -> list[Corru
 class RunDir:
     """One run's folder under the results root. Writes go through the methods below, which
     record each file's digest; only the process holding the folder's lock
-    (`clbench.results.lock.RunLock`) may write."""
+    (`clbench.engine.lock.RunLock`) may write."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -1,0 +1,169 @@
+"""The strategy API contract, over every registered strategy and plugin.
+
+Each strategy × plugin pair is either refused before the run (naming the route the strategy does
+not honour) or runs: a smoke run, a resume round trip from a checkpoint inside a later phase
+(bit-identical records and parameters), and, for a plugin with a loss term, a check that the term
+reaches the strategy's update (the run differs from one with the term switched off).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+
+from clbench.config import build_config
+from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, load_checkpoint
+from clbench.engine.runner import Experiment, prepare
+from clbench.errors import IncompatibleError
+from clbench.registry import PLUGINS, STRATEGIES
+from clbench.strategy import Plugin
+from tests.conftest import fast_overrides
+
+STRATEGY_NAMES = [n for n in STRATEGIES.names() if not n.startswith("_")]
+PLUGIN_NAMES = [n for n in PLUGINS.names() if not n.startswith("_")]
+# settings that make each plugin act within a seconds-long run
+PLUGIN_PARAMS: dict[str, dict[str, Any]] = {
+    "view_batch": {"views": 2, "ssl_start_epoch": 0},
+    "fpf": {"iterations": 3, "buffer_size": 40},
+}
+SETTING = {"hyperinterval": "task_incremental"}
+PRETRAINED = {"slca", "seq_ft", "linear_probe"}
+
+
+def overrides(tmp_path: Path, strategy: str, plugin: str | None, backbone: Path) -> list[str]:
+    extra: dict[str, Any] = {
+        "strategy.name": strategy,
+        "scenario.name": SETTING.get(strategy, "class_incremental"),
+        "scenario.n_experiences": 2,
+        "eval.every": 4,
+        "threads": 1,
+    }
+    if strategy in PRETRAINED:
+        extra |= {
+            "model.name": "timm",
+            "model.arch": "resnet18",
+            "model.image_size": 16,
+            "model.pretrained": backbone,
+            "data.name": "digits",
+            "scenario.class_order": "[0,1,2,3]",
+            "train.epochs": 1,
+            "eval.subset_size": 30,
+        }
+        if strategy == "slca":
+            extra |= {"strategy.ca_samples_per_class": 8, "strategy.ca_epochs": 1}
+    if plugin is not None:
+        params = PLUGIN_PARAMS.get(plugin, {})
+        extra |= {f"plugins.{plugin}.{k}": v for k, v in params.items()}
+        if not params:
+            extra[f"plugins.{plugin}"] = "{}"
+    out = fast_overrides(tmp_path, **extra)
+    if strategy in PRETRAINED:  # digits: drop the synthetic source's parameters
+        synthetic = ("data.num_classes", "data.dim", "data.train_per_class", "data.test_per_class")
+        out = [o for o in out if not o.startswith((*synthetic, "data.noise", "model.hidden"))]
+    return out
+
+
+def fingerprint(exp: Experiment) -> tuple[pd.DataFrame, list[torch.Tensor]]:
+    params = [p.detach().clone() for net in exp.strategy.networks() for p in net.parameters()]
+    return exp.log.frame(), params
+
+
+def assert_same_run(a: Experiment, b: Experiment, what: str) -> None:
+    (ra, pa), (rb, pb) = fingerprint(a), fingerprint(b)
+    pd.testing.assert_frame_equal(ra, rb)
+    assert all(torch.equal(x, y) for x, y in zip(pa, pb, strict=True)), what
+
+
+def smoke(exp: Experiment) -> None:
+    exp.run()
+    records = exp.log.frame()
+    assert set(records.task) == set(range(exp.prepared.plan.num_tasks))
+    assert all(math.isfinite(float(x)) for x in exp.train_losses)
+    assert exp.loop.step == exp.loop.plan.total_updates == exp.timing.updates
+    pd.io.json.ujson_dumps(exp.report())  # JSON-serialisable for summary.json
+
+
+@pytest.fixture
+def backbone(resnet18_backbone: Path) -> Path:
+    return resnet18_backbone
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_every_strategy_runs_and_declares_its_parts(tmp_path, strategy, backbone):
+    exp = Experiment(prepare(build_config(None, overrides(tmp_path, strategy, None, backbone))))
+    smoke(exp)
+    params, memories = exp.budget_parts()
+    assert params and all(p.numel() for p in params)
+    uses_buffer = STRATEGIES.get(strategy).capabilities.uses_buffer
+    memory = exp.strategy.memory()
+    assert (memory is not None) == uses_buffer, "memory() vs uses_buffer"
+    assert memories == ([memory] if uses_buffer else [])
+
+
+@pytest.mark.parametrize("plugin", PLUGIN_NAMES)
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_every_strategy_plugin_pair_runs_or_is_refused(tmp_path, strategy, plugin, backbone):
+    config = build_config(None, overrides(tmp_path, strategy, plugin, backbone))
+    learner, extension = STRATEGIES.get(strategy), PLUGINS.get(plugin)
+    missing = extension(extension.Config.model_validate(config.plugins[plugin])).needs(
+        learner(learner.Config.model_validate({}))
+    ) - learner.capabilities.routes
+    if missing:
+        with pytest.raises(IncompatibleError, match=sorted(missing)[0]):
+            prepare(config)
+        return
+    reference = Experiment(prepare(config))
+    path = tmp_path / CHECKPOINT_FILE
+    saved: list[Any] = []
+
+    class Keep(Checkpointer):
+        def save(self, checkpoint: dict[str, Any]) -> None:
+            super().save(checkpoint)
+            saved.append(load_checkpoint(self.path))
+
+    resumable = learner.resumable
+    reference.run(checkpointer=Keep(path, 3, True) if resumable else None)
+    smoke_records = reference.log.frame()
+    assert set(smoke_records.task) == set(range(reference.prepared.plan.num_tasks))
+    assert all(math.isfinite(float(x)) for x in reference.train_losses)
+    if resumable:
+        inside = [c for c in saved if c[0].in_phase and c[0].phase > 0]
+        assert inside, "the stream must offer a checkpoint inside a later phase"
+        resumed = Experiment(prepare(config))
+        resumed.restore(*inside[0])
+        resumed.run()
+        assert_same_run(resumed, reference, f"{strategy}+{plugin}: resume differs")
+    if type(reference.plugins.plugins[0]).loss_term is not Plugin.loss_term:
+        check_loss_term_reaches_update(config, reference)
+
+
+def check_loss_term_reaches_update(config: Any, reference: Experiment) -> None:
+    """The same run with the plugin's term switched off trains other parameters, and the term
+    was used (not None) in the reference run's updates."""
+    spied = Experiment(prepare(config))
+    plugin = spied.plugins.plugins[0]
+    terms: list[torch.Tensor | None] = []
+    original = plugin.loss_term
+
+    def spy(logits: torch.Tensor, batch: Any) -> torch.Tensor | None:
+        term = original(logits, batch)
+        terms.append(term)
+        return term
+
+    plugin.loss_term = spy  # type: ignore[method-assign]
+    spied.run()
+    assert any(t is not None and t.requires_grad for t in terms), "the term was never added"
+    assert_same_run(spied, reference, "spying changed the run")
+    off = Experiment(prepare(config))
+    off.plugins.plugins[0].loss_term = lambda logits, batch: None  # type: ignore[method-assign]
+    off.run()
+    _, with_term = fingerprint(reference)
+    _, without = fingerprint(off)
+    assert any(not torch.equal(a, b) for a, b in zip(with_term, without, strict=True)), (
+        "the loss term did not change the update"
+    )
