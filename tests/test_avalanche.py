@@ -542,19 +542,24 @@ def test_every_memory_method_is_checked():
 @pytest.mark.parametrize("name", sorted(MEMORY))
 def test_memory_size_and_bytes(name):
     params, expected = MEMORY[name]
+    from clbench.strategies.avalanche import AvalancheMemory
+
     strategy, data, plan = _tiny(name, **params)
-    assert len(strategy.buffer) == 0 and strategy.buffer.nbytes == 0
+    memory = strategy.memory()
+    assert isinstance(memory, AvalancheMemory)
+    assert len(memory) == 0 and memory.nbytes == 0
     _train(strategy, data, plan, 2)
     # per sample: 8 float32 inputs, int64 target (+ int64 task label; DER: + 6 float32 logits;
     # iCaRL keeps inputs and labels only)
     per_sample = {"avl_der": 72, "avl_icarl": 40}.get(name, 48)
-    assert len(strategy.buffer) == expected
-    assert strategy.buffer.nbytes == expected * per_sample
+    assert strategy.memory() is memory  # read live from Avalanche, not a snapshot
+    assert len(memory) == expected
+    assert memory.nbytes == expected * per_sample
 
 
 def test_memoryless_methods_expose_no_buffer():
     strategy, _, _ = _tiny("avl_ewc")
-    assert getattr(strategy, "buffer", None) is None
+    assert strategy.memory() is None
 
 
 def test_run_summary_reports_memory_and_float_losses(tmp_path):

@@ -54,10 +54,18 @@ INVALID = [
     "train.epoks=2",
     "checkpoint.every=-1",
     "trainepochs",
+    "strategy.name=view_batch",  # a plugin, not a strategy
+    "strategy.name=fpf",
+    "plugins.nope={}",
+    "plugins.er={}",  # a strategy, not a plugin
+    "plugins.view_batch.bogus=1",
+    "plugins.fpf.iterations=-1",
 ]
 
 VALID_CHOICES = {
-    "strategy.name": st.sampled_from(["naive", "er", "joint", "fpf", "k_fpf"]),
+    "strategy.name": st.sampled_from(["naive", "er", "joint", "k_fpf"]),
+    # FPF finetunes after any of them (its own memory where the strategy has none)
+    "plugins.fpf": st.sampled_from(["{}", "{when: every_phase, iterations: 3}"]),
     "scenario.name": st.sampled_from(["class_incremental", "task_incremental"]),
     "scenario.n_experiences": st.sampled_from([1, 2, 4]),
     "train.batch_size": st.integers(2, 24),
@@ -182,7 +190,8 @@ def check_yaml_mutation(edits):
 
 
 SECTIONS = {
-    *("data", "scenario", "model", "strategy", "train", "eval", "metrics", "output"),
+    *("data", "scenario", "model", "strategy", "plugins", "train", "eval", "metrics"),
+    "output",
     *("checkpoint", "seed", "device", "precision", "deterministic", "threads", "config"),
 }
 

@@ -110,9 +110,12 @@ def test_every_strategy_runs_and_declares_its_parts(tmp_path, strategy, backbone
 def test_every_strategy_plugin_pair_runs_or_is_refused(tmp_path, strategy, plugin, backbone):
     config = build_config(None, overrides(tmp_path, strategy, plugin, backbone))
     learner, extension = STRATEGIES.get(strategy), PLUGINS.get(plugin)
-    missing = extension(extension.Config.model_validate(config.plugins[plugin])).needs(
-        learner(learner.Config.model_validate({}))
-    ) - learner.capabilities.routes
+    missing = (
+        extension(extension.Config.model_validate(config.plugins[plugin])).needs(
+            learner(learner.Config.model_validate({}))
+        )
+        - learner.capabilities.routes
+    )
     if missing:
         with pytest.raises(IncompatibleError, match=sorted(missing)[0]):
             prepare(config)

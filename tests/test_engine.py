@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pandas as pd
 import pytest
 import torch
@@ -12,6 +15,7 @@ from clbench.engine.job import run_job
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import IncompatibleError
 from clbench.metrics import compute_metrics
+from clbench.plotting.curves import plot_task_curves
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities
 from tests.conftest import fast_overrides
@@ -106,26 +110,39 @@ def test_joint_trains_cumulatively_and_is_the_upper_bound(tmp_path):
     assert rec.step.max() == 3 * sum(-(-(k + 1) * 120 // 16) for k in range(4))
 
 
-def test_incompatible_strategy_is_refused_before_running(tmp_path):
-    @STRATEGIES.register("_class_only_for_test")
-    class ClassOnly(Naive):
-        capabilities = Capabilities(settings=frozenset({"class"}))
+@contextlib.contextmanager
+def registered_strategy(name: str, cls: type) -> Iterator[type]:
+    """``cls`` registered as strategy ``name`` for the block, removed afterwards."""
+    assert name not in STRATEGIES
+    STRATEGIES.register(name)(cls)
+    try:
+        yield cls
+    finally:
+        del STRATEGIES._items[name]
 
-    config = build_config(
-        None,
-        fast_overrides(
-            tmp_path,
-            **{"strategy.name": "_class_only_for_test", "scenario.name": "task_incremental"},
-        ),
-    )
-    with pytest.raises(IncompatibleError, match="class-incremental"):
-        run_job(config, progress=False)
+
+class ClassOnly(Naive):
+    capabilities = Capabilities(settings=frozenset({"class"}))
+
+
+def test_incompatible_strategy_is_refused_before_running(tmp_path):
+    with registered_strategy("_class_only_for_test", ClassOnly):
+        config = build_config(
+            None,
+            fast_overrides(
+                tmp_path,
+                **{"strategy.name": "_class_only_for_test", "scenario.name": "task_incremental"},
+            ),
+        )
+        with pytest.raises(IncompatibleError, match="class-incremental"):
+            run_job(config, progress=False)
     assert not any(tmp_path.iterdir())
+    assert "_class_only_for_test" not in STRATEGIES
 
 
 def test_run_folder_contents_and_skip_when_finished(tmp_path):
     config = build_config(None, fast_overrides(tmp_path, **{"output.plot": "true"}))
-    outcome = run_job(config, progress=False)
+    outcome = run_job(config, progress=False, figure=plot_task_curves)
     names = {p.name for p in outcome.path.iterdir()}
     assert {
         "config.yaml",
@@ -172,22 +189,36 @@ def test_run_state_round_trips_through_state_dict(tmp_path):
     assert opt_a["param_groups"] == opt_b["param_groups"]
 
 
-def test_wrapper_with_incompatible_base_is_refused_before_running(tmp_path):
-    @STRATEGIES.register("_class_only_base_for_test")
-    class ClassOnlyBase(Naive):
-        capabilities = Capabilities(settings=frozenset({"class"}))
+class NoModelRoute(Naive):
+    """Trains something other than ``ctx.model`` (as far as plugins can tell)."""
 
-    config = build_config(
-        None,
-        fast_overrides(
-            tmp_path,
-            **{
-                "strategy.name": "fpf",
-                "strategy.base": "{name: _class_only_base_for_test}",
-                "scenario.name": "task_incremental",
-            },
-        ),
-    )
-    with pytest.raises(IncompatibleError, match="_class_only_base_for_test"):
-        run_job(config, progress=False)
+    capabilities = Capabilities(routes=frozenset())
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "message"),
+    [
+        # the strategy under the plugin cannot run the scenario
+        ("_class_only_base_for_test", ClassOnly, "class-incremental"),
+        # the strategy does not route what the plugin needs (FPF finetunes ctx.model)
+        ("_no_model_route_for_test", NoModelRoute, "plugin 'fpf' cannot modify strategy"),
+    ],
+)
+def test_plugin_over_incompatible_strategy_is_refused_before_running(tmp_path, name, cls, message):
+    with registered_strategy(name, cls):
+        config = build_config(
+            None,
+            fast_overrides(
+                tmp_path,
+                **{
+                    "strategy.name": name,
+                    "plugins.fpf": "{}",
+                    "scenario.name": "task_incremental",
+                },
+            ),
+        )
+        with pytest.raises(IncompatibleError, match=message) as refused:
+            run_job(config, progress=False)
+        assert name in str(refused.value)
     assert not any(tmp_path.iterdir())
+    assert name not in STRATEGIES

@@ -1,4 +1,5 @@
-"""FPF / k-FPF (Zhao et al. ICML 2023): selection, isolation, schedule, KD targets, costs."""
+"""FPF (a plugin) / k-FPF (Zhao et al. ICML 2023): selection, isolation, schedule, KD targets,
+costs."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def test_only_selected_parameters_and_bn_stats_change(tmp_path):
     exp = experiment(tmp_path, **{"strategy.name": "er", **BN, "model.hidden_sizes": "[32,32]"})
-    model, buffer = exp.model, exp.strategy.buffer
+    model, buffer = exp.model, exp.strategy.memory()
     selected = ["backbone.2", "head"]  # the first BatchNorm and the classifier
     assert resolve_patterns(model, ["bn", "fc"], "f") == ["backbone.2", "backbone.5", "head"]
     before = full_state(model)
@@ -59,7 +60,8 @@ def test_bn_running_stats_freeze_keeps_selected_stats(tmp_path):
     exp = experiment(tmp_path, **{"strategy.name": "er", **BN})
     before = full_state(exp.model)
     settings = FinetuneSettings(iterations=3, lr=0.1, batch_size=16, bn_running_stats="freeze")
-    finetune(exp.model, ["backbone.2"], exp.strategy.buffer, exp.data, settings, torch.Generator())
+    buffer = exp.strategy.memory()
+    finetune(exp.model, ["backbone.2"], buffer, exp.data, settings, torch.Generator())
     after = full_state(exp.model)
     assert torch.equal(before["backbone.2.running_mean"], after["backbone.2.running_mean"])
     assert not torch.equal(before["backbone.2.weight"], after["backbone.2.weight"])
@@ -70,10 +72,10 @@ def test_er_plus_fpf_differs_from_er_only_in_selected_modules(tmp_path):
     fpf = experiment(
         tmp_path / "fpf",
         **{
-            "strategy.name": "fpf",
-            "strategy.modules": "[fc]",
-            "strategy.iterations": 40,
-            "strategy.fpf_lr": 0.5,
+            "strategy.name": "er",
+            "plugins.fpf.modules": "[fc]",
+            "plugins.fpf.iterations": 40,
+            "plugins.fpf.fpf_lr": 0.5,
             "seed": 3,
         },
     )
@@ -86,9 +88,11 @@ def test_er_plus_fpf_differs_from_er_only_in_selected_modules(tmp_path):
         (r[r.step == last].correct.sum() / r[r.step == last].n.sum()) for r in (rows_er, rows_fpf)
     ]
     assert acc[0] != acc[1]
-    report = fpf.strategy.report()
-    assert report["fpf_modules"] == ["head"] and report["fpf_buffer"] == "base"
-    assert fpf.strategy.buffer is fpf.strategy.base.buffer  # ER's memory, shared
+    report = fpf.report()["fpf"]
+    assert report["fpf_modules"] == ["head"] and report["fpf_buffer"] == "strategy"
+    (plugin,) = fpf.plugins
+    assert plugin.buffer is fpf.strategy.memory()  # ER's memory, shared
+    assert plugin.memory() is None  # not its own: the budget counts ER's memory once
     assert [r["step"] for r in report["fpf_runs"]] == [fpf.timing.updates]
 
 
@@ -104,18 +108,18 @@ def test_k_fpf_triggers_exactly_k_times_at_documented_steps(tmp_path):
     )
     total = exp.timing.updates
     # 4 tasks x 120 samples, batch 16 (8 batches, last one partial), 2 epochs
-    assert exp.strategy.ctx.total_updates == total == 4 * 8 * 2
+    assert exp.strategy.ctx.loop.total_updates == total == 4 * 8 * 2
     report = exp.strategy.report()
     assert report["trigger_steps"] == trigger_steps(total, 3) == [21, 43, 64]
-    assert [r["step"] for r in report["fpf_runs"]] == [21, 43, 64]
-    assert report["fpf_modules"] == ["head"]  # ["bn", "fc"] on an MLP without BatchNorm
+    assert [r["step"] for r in report["fpf"]["fpf_runs"]] == [21, 43, 64]
+    assert report["fpf"]["fpf_modules"] == ["head"]  # ["bn", "fc"] on an MLP without BatchNorm
 
 
 def test_k_fpf_kd_stores_logits_and_kd_fits_them(tmp_path):
     exp = experiment(
         tmp_path, **{"strategy.name": "k_fpf", "strategy.k": 1, "strategy.iterations": 0}
     )
-    buffer = exp.strategy.buffer
+    buffer = exp.strategy.memory()
     assert buffer.extra is not None and buffer.extra.shape == (len(buffer), 8)
     assert buffer.extra.abs().sum() > 0
     # KD must regress the logits onto the *stored* ones: plant targets and check they are fitted
@@ -158,14 +162,14 @@ def test_auto_mode_reports_chosen_modules_and_sensitivity(tmp_path):
     exp = experiment(
         tmp_path,
         **{
-            "strategy.name": "fpf",
-            "strategy.modules": "auto",
-            "strategy.top_k": 2,
-            "strategy.iterations": 3,
+            "strategy.name": "er",
+            "plugins.fpf.modules": "auto",
+            "plugins.fpf.top_k": 2,
+            "plugins.fpf.iterations": 3,
             **BN,
         },
     )
-    report = exp.strategy.report()
+    report = exp.report()["fpf"]
     assert len(report["fpf_modules"]) == 2
     ranked = sorted(report["sensitivity"], key=report["sensitivity"].get, reverse=True)
     assert set(report["fpf_modules"]) == set(ranked[:2])
@@ -183,7 +187,7 @@ def test_mac_accounting_matches_the_convention(tmp_path):
             "strategy.loss": "ce",
         },
     )
-    r = exp.strategy.report()
+    r = exp.strategy.report()["fpf"]
     per_sample_sgd = 2 * 16 * 32 + 3 * 32 * 8
     assert r["train_samples"]["sgd"] == exp.timing.samples_seen
     assert r["train_macs"]["sgd"] == per_sample_sgd * exp.timing.samples_seen
@@ -196,33 +200,54 @@ def test_mac_accounting_matches_the_convention(tmp_path):
     assert r["train_time_s"]["sgd"] > 0 and r["train_time_s"]["fpf"] > 0
 
 
-def test_fpf_over_naive_keeps_its_own_buffer_and_validates_base(tmp_path):
+def test_fpf_over_naive_keeps_its_own_buffer_and_validates_its_params(tmp_path):
     exp = experiment(
         tmp_path,
         **{
-            "strategy.name": "fpf",
-            "strategy.base.name": "naive",
-            "strategy.loss": "kd",
-            "strategy.iterations": 2,
+            "strategy.name": "naive",
+            "plugins.fpf.loss": "kd",
+            "plugins.fpf.iterations": 2,
         },
     )
-    assert exp.strategy.report()["fpf_buffer"] == "own"
-    assert exp.strategy.buffer.extra is not None and len(exp.strategy.buffer) == 200
+    assert exp.report()["fpf"]["fpf_buffer"] == "own"
+    (plugin,) = exp.plugins
+    assert exp.strategy.memory() is None and plugin.memory() is plugin.buffer
+    assert plugin.buffer.extra is not None and len(plugin.buffer) == 200
     m = compute_metrics(exp.log.frame(), exp.prepared.config.metrics)
     assert 0 <= m["final_acc"] <= 1
-    with pytest.raises(ConfigError, match=r"strategy\.base"):
-        experiment(tmp_path, run=False, **{"strategy.name": "fpf", "strategy.base.buffer_size": -1})
-    with pytest.raises(ConfigError, match=r"strategy\.modules"):
+    with pytest.raises(ConfigError, match=r"plugins\.fpf\.buffer_size"):
         experiment(
             tmp_path,
             run=False,
-            **{"strategy.name": "fpf", "strategy.modules": "[backbone.nothing*]"},
+            **{"strategy.name": "naive", "plugins.fpf.buffer_size": -1},
+        )
+    with pytest.raises(ConfigError, match=r"strategy\.buffer_size"):
+        experiment(
+            tmp_path,
+            run=False,
+            **{"strategy.name": "er", "strategy.buffer_size": -1, "plugins.fpf": "{}"},
+        )
+    with pytest.raises(ConfigError, match=r"modules"):
+        experiment(
+            tmp_path,
+            run=False,
+            **{"strategy.name": "er", "plugins.fpf.modules": "[backbone.nothing*]"},
+        )
+
+
+def test_bad_module_pattern_names_the_plugin_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"plugins\.fpf\.modules"):
+        experiment(
+            tmp_path,
+            run=False,
+            **{"strategy.name": "er", "plugins.fpf.modules": "[backbone.nothing*]"},
         )
 
 
 def test_own_buffer_is_reservoir(tmp_path):
     exp = experiment(
         tmp_path,
-        **{"strategy.name": "fpf", "strategy.base.name": "naive", "strategy.iterations": 1},
+        **{"strategy.name": "naive", "plugins.fpf.iterations": 1},
     )
-    assert isinstance(exp.strategy.buffer, ReservoirBuffer)
+    (plugin,) = exp.plugins
+    assert isinstance(plugin.buffer, ReservoirBuffer) and plugin.own_buffer

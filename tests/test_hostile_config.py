@@ -132,11 +132,12 @@ def test_oversized_file_is_refused(tmp_path, monkeypatch):
 def test_cross_field_refusal_happens_before_a_folder_exists(tmp_path, capsys):
     """view_batch needs batch_size % views == 0: refused at resolution, not in the run."""
     root = tmp_path / "r"
+    argv = [*fast_overrides(root), "strategy.name=er", "plugins.view_batch={}"]
     refused(
         capsys,
-        ["run", *fast_overrides(root), "strategy.name=view_batch", "train.batch_size=30"],
+        ["run", *argv, "train.batch_size=30"],
         "train.batch_size",
-        "strategy.views",
+        "plugins.view_batch.views",
     )
     assert not root.exists()
 
@@ -178,7 +179,7 @@ def test_second_ctrl_c_exits_130_without_traceback(monkeypatch, capsys):
     def interrupted(_args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("clbench.cli.main._cmd_list", interrupted)
+    monkeypatch.setattr("clbench.cli.app._cmd_list", interrupted)
     assert main(["list"]) == 130
     assert capsys.readouterr().err.strip() == "clbench: interrupted (SIGINT)"
 

@@ -835,17 +835,27 @@ def test_strategy_report_facts_are_columns_when_named(tmp_path):
         "train_time_s": {"sgd": 0.25, "fpf": 0.5},
         "fpf_macs_fraction": 1 / 3,
         "fpf_modules": ["head"],  # text and lists are no column
+        "fpf_buffer": "strategy",
         "mac_convention": "Linear/Conv2d MACs",
     }
-    for seed in (0, 1):
+    for seed in (0, 1):  # ER with the FPF plugin: the plugin's report under its name
         write_run(
             tmp_path,
-            f"fpf-{seed}",
-            strategy="fpf",
+            f"er+fpf-{seed}",
+            strategy="er",
+            buffer_size=None,
             seed=seed,
             metrics={"final_acc": 0.5},
-            strategy_report=fpf_report,
+            strategy_report={"fpf": fpf_report},
+            config={"plugins": {"fpf": {"iterations": 20}}},
         )
+    write_run(  # a strategy's own nested fact (k-FPF meters its costs itself)
+        tmp_path,
+        "k_fpf-0",
+        strategy="k_fpf",
+        metrics={"final_acc": 0.5},
+        strategy_report={"train_macs": {"sgd": 600, "fpf": 100, "total": 700}},
+    )
     write_run(
         tmp_path,
         "slca-0",
@@ -853,22 +863,39 @@ def test_strategy_report_facts_are_columns_when_named(tmp_path):
         metrics={"final_acc": 0.5},
         strategy_report={"statistics_bytes": 123456789},
     )
-    names = ["final_acc", "strategy_report.train_macs.total", "strategy_report.statistics_bytes"]
+    names = [
+        "final_acc",
+        "strategy_report.fpf.train_macs.total",
+        "strategy_report.train_macs.total",
+        "strategy_report.statistics_bytes",
+    ]
     text = render_report([tmp_path], metrics=names).text
-    assert "| fpf | 2 | 0.500 [0.500, 0.500] | 1,500 | – |" in text  # a count: no interval
-    assert "| slca | 1 | 0.500 | – | 123,456,789 |" in text  # a run without the fact: undefined
+    assert "| er+fpf | 2 | 0.500 [0.500, 0.500] | 1,500 | – | – |" in text  # a count: no interval
+    assert "| k_fpf | 1 | 0.500 | – | 700 | – |" in text
+    assert "| slca | 1 | 0.500 | – | – | 123,456,789 |" in text  # without the fact: undefined
     rows = csv_rows(render_report([tmp_path], metrics=names, fmt="csv").text)
-    assert rows.loc["fpf", "strategy_report.train_macs.total_mean"] == 1500
+    assert rows.loc["er+fpf", "strategy_report.fpf.train_macs.total_mean"] == 1500
+    assert rows.loc["k_fpf", "strategy_report.train_macs.total_mean"] == 700
+    assert not rows["strategy_report.fpf.train_macs.total_best"].any()
     assert not rows["strategy_report.train_macs.total_best"].any()
     # `all` is metrics and budget: the facts only when named
     assert "strategy_report" not in render_report([tmp_path], metrics=["all"]).text
 
 
 def test_unknown_metric_lists_the_strategy_report_facts(tmp_path, capsys):
-    write_run(tmp_path, "fpf-0", strategy="fpf", strategy_report={"train_macs": {"total": 9}})
+    write_run(
+        tmp_path,
+        "er+fpf-0",
+        strategy="er",
+        strategy_report={"fpf": {"train_macs": {"total": 9}}},
+        config={"plugins": {"fpf": {}}},
+    )
+    write_run(tmp_path, "k_fpf-0", strategy="k_fpf", strategy_report={"train_macs": {"total": 9}})
     assert main(["report", str(tmp_path), "--metrics", "macs"]) == 2
     err = capsys.readouterr().err
-    assert "--metrics: got 'macs'" in err and "strategy_report.train_macs.total" in err
+    assert "--metrics: got 'macs'" in err
+    assert "strategy_report.fpf.train_macs.total" in err  # a plugin's, under its name
+    assert "strategy_report.train_macs.total" in err
 
 
 # --- labels: only settings that change results ---------------------------------------------------

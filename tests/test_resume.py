@@ -45,10 +45,14 @@ class MemoryCheckpointer(Checkpointer):
         self.saved.append(load_checkpoint(self.path))
 
 
-RESUMABLE = sorted(
+RESUMABLE_STRATEGIES = sorted(
     n for n in STRATEGIES.names() if not n.startswith("_") and STRATEGIES.get(n).resumable
 )
-PRETRAINED = {n for n in RESUMABLE if STRATEGIES.get(n).capabilities.needs_pretrained}
+# plugins carry state too (FPF's own memory and sensitivity snapshots, View-Batch's KL sums):
+# each over a strategy whose memory it shares, and FPF over one without a memory (its own)
+WITH_PLUGINS = ["er+fpf", "er+view_batch", "naive+fpf"]
+RESUMABLE = RESUMABLE_STRATEGIES + WITH_PLUGINS
+PRETRAINED = {n for n in RESUMABLE_STRATEGIES if STRATEGIES.get(n).capabilities.needs_pretrained}
 # settings a strategy declares, picked so each runs on the synthetic stream
 SETTING = {"hyperinterval": "task_incremental"}
 
@@ -59,6 +63,8 @@ def backbone(resnet18_backbone: Path) -> Path:
 
 
 def strategy_overrides(tmp_path: Path, strategy: str, backbone: Path) -> list[str]:
+    """Overrides of a small run of ``strategy`` (a strategy name, or ``strategy+plugin``)."""
+    strategy, *plugins = strategy.split("+")
     extra: dict[str, Any] = {
         "strategy.name": strategy,
         "scenario.name": SETTING.get(strategy, "class_incremental"),
@@ -98,8 +104,15 @@ def strategy_overrides(tmp_path: Path, strategy: str, backbone: Path) -> list[st
                 )
             )
         ]
-    if strategy == "view_batch":
-        extra["strategy.ssl_start_epoch"] = 0  # its KL term reads the epoch from its batches
+    for plugin in plugins:
+        extra[f"plugins.{plugin}"] = "{}"
+    if "view_batch" in plugins:
+        del extra["plugins.view_batch"]
+        # the KL term from the second epoch on: a resumed run must know the epoch it is in
+        extra["plugins.view_batch.ssl_start_epoch"] = 1
+    if "fpf" in plugins:
+        del extra["plugins.fpf"]
+        extra["plugins.fpf.when"] = "every_phase"  # FPF runs inside the resumed stretch too
     return fast_overrides(tmp_path, **extra)
 
 

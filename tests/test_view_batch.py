@@ -1,4 +1,5 @@
-"""View-Batch Model: sampler schedule, KL term, augmentation, composition with er / naive."""
+"""View-Batch Model (a plugin): sampler schedule, KL term, augmentation, composition with er /
+naive."""
 
 from __future__ import annotations
 
@@ -71,17 +72,22 @@ def test_view_groups_by_index_not_label():
     assert level.tolist() == [0, 1, 2, 0, 1, 0]
 
 
-def _strategy(tmp_path, **extra):
+def _plugin(tmp_path, **extra):
+    """The View-Batch plugin of an ER experiment, at the start of phase 0 (its tasks seen)."""
     config = build_config(
-        None, fast_overrides(tmp_path, **{"strategy.name": "view_batch", **extra})
+        None,
+        fast_overrides(tmp_path, **{"strategy.name": "er", "plugins.view_batch": "{}", **extra}),
     )
-    return Experiment(prepare(config)).strategy
+    exp = Experiment(prepare(config))
+    (plugin,) = exp.plugins
+    exp.loop.seen_upto = 0  # as the engine sets it when phase 0 starts
+    plugin.before_phase(exp.loop)
+    return plugin
 
 
 @pytest.mark.parametrize("norm", ["per_sample", "official_seen_classes"])
 def test_kl_is_zero_for_identical_views_and_has_gradient_otherwise(tmp_path, norm):
-    s = _strategy(tmp_path, **{"strategy.kl_normalisation": norm})
-    s.before_phase(0)
+    s = _plugin(tmp_path, **{"plugins.view_batch.kl_normalisation": norm})
     index = torch.tensor([3, 3, 3, 3, 9, 9, 9, 9])
     batch = Batch(
         x=torch.zeros(8, 16), y=torch.zeros(8, dtype=torch.long), task=index * 0, index=index
@@ -98,8 +104,7 @@ def test_kl_is_zero_for_identical_views_and_has_gradient_otherwise(tmp_path, nor
 
 
 def test_kl_handles_task_il_masks(tmp_path):
-    s = _strategy(tmp_path, **{"scenario.name": "task_incremental"})
-    s.before_phase(0)
+    s = _plugin(tmp_path, **{"scenario.name": "task_incremental"})
     index = torch.tensor([1, 1, 2, 2])
     batch = Batch(torch.zeros(4, 16), torch.zeros(4, dtype=torch.long), index * 0, index)
     loss = s.ssl_loss(torch.randn(4, 8, requires_grad=True), batch)
@@ -128,68 +133,67 @@ def test_auto_policy_picks_by_shape():
     assert build_augment("auto", (16,), [0.0], [1.0])(x, torch.Generator()).shape == x.shape
 
 
-def test_base_params_validated_under_strategy_base(tmp_path):
-    with pytest.raises(ConfigError, match=r"strategy\.base"):
+def test_plugin_params_validated_under_plugins(tmp_path):
+    with pytest.raises(ConfigError, match=r"plugins\.view_batch\.bogus"):
         build_config(
             None,
-            fast_overrides(tmp_path, **{"strategy.name": "view_batch", "strategy.base.bogus": 1}),
+            fast_overrides(tmp_path, **{"strategy.name": "er", "plugins.view_batch.bogus": 1}),
         )
-    config = build_config(None, fast_overrides(tmp_path, **{"strategy.name": "view_batch"}))
-    assert config.strategy["base"]["name"] == "er"
-    assert config.strategy["base"]["buffer_size"] == 200
+    config = build_config(
+        None, fast_overrides(tmp_path, **{"strategy.name": "er", "plugins.view_batch": "{}"})
+    )
+    assert config.strategy["name"] == "er" and config.strategy["buffer_size"] == 200
+    assert config.plugins["view_batch"]["views"] == 4  # the plugin's defaults, resolved
+    assert list(config.plugins) == ["view_batch"]
 
 
 @pytest.mark.parametrize("base", ["er", "naive"])
 def test_composes_end_to_end_with_equal_compute(tmp_path, base):
-    common = {"train.epochs": 4, "strategy.ssl_start_epoch": 0}
+    common = {"train.epochs": 4, "plugins.view_batch.ssl_start_epoch": 0}
     plain = run(tmp_path / "p", **{"strategy.name": base, "train.epochs": 4})
     seen: list[torch.Tensor] = []
     config = build_config(
         None,
-        fast_overrides(
-            tmp_path / "v",
-            threads=1,
-            **{"strategy.name": "view_batch", "strategy.base.name": base, **common},
-        ),
+        fast_overrides(tmp_path / "v", threads=1, **{"strategy.name": base, **common}),
     )
     exp = Experiment(prepare(config))
-    observe = exp.strategy.base.observe
+    observe = exp.strategy.observe
 
     def spy(batch):
         seen.append(batch.index.clone())
         return observe(batch)
 
-    exp.strategy.base.observe = spy
+    exp.strategy.observe = spy
     exp.run()
     assert exp.timing.updates == plain.timing.updates
     assert exp.timing.samples_seen == plain.timing.samples_seen
-    # the base really gets view-batches: B/V unique indices, each V times
-    assert all(i.view(-1, 4).unique(dim=0).shape[0] == len(i) // 4 for i in seen)
-    report = exp.strategy.report()["view_batch"]
+    # the strategy really gets view-batches: B/V unique indices, each V times
+    assert seen and all(i.view(-1, 4).unique(dim=0).shape[0] == len(i) // 4 for i in seen)
+    report = exp.report()["view_batch"]
     assert report["ssl_terms"] > 0 and report["ssl_mean"] > 0
     acc = exp.log.frame()
     assert len(acc) > 0
 
 
 def test_er_buffer_draws_are_view_batched(tmp_path):
-    exp = run(tmp_path, **{"strategy.name": "view_batch", "train.epochs": 1})
+    exp = run(tmp_path, **{"strategy.name": "er", "plugins.view_batch": "{}", "train.epochs": 1})
     s = exp.strategy
-    assert len(s.buffer) > 0
-    s.observing = True
-    pos = s.base.buffer.sample(16, torch.Generator().manual_seed(0))
-    s.observing = False
+    memory = s.memory()
+    assert memory is s.buffer and len(memory) > 0
+    pos = s.sample_memory(memory, 16)  # the draw ER makes for replay, through the plugin
     assert pos.numel() == 16 and (pos.view(4, 4) == pos.view(4, 4)[:, :1]).all()
+    assert pos.view(4, 4)[:, 0].unique().numel() == 4  # 4 distinct slots, 4 views each
 
 
 def test_ablation_switches(tmp_path):
-    """replay_interval=false keeps the base's batches; ssl=false adds no KL term."""
+    """replay_interval=false keeps the strategy's batches; ssl=false adds no KL term."""
     exp = run(
         tmp_path,
         **{
-            "strategy.name": "view_batch",
-            "strategy.replay_interval": "false",
-            "strategy.ssl": "false",
+            "strategy.name": "er",
+            "plugins.view_batch.replay_interval": "false",
+            "plugins.view_batch.ssl": "false",
             "train.epochs": 1,
         },
     )
-    assert exp.strategy.report()["view_batch"]["ssl_terms"] == 0
+    assert exp.report()["view_batch"]["ssl_terms"] == 0

@@ -60,7 +60,9 @@ def cases() -> dict[str, tuple[list[str], list[str]]]:
     """name -> (overrides before the plugin API, overrides after)."""
     same: dict[str, list[str]] = {
         "er": ["strategy.name=er"],
-        "er_weighted": ["strategy.name=er", "strategy.new_weight=0.3", "strategy.buffer=class_balanced"],
+        "er_weighted": [
+            "strategy.name=er", "strategy.new_weight=0.3", "strategy.buffer=class_balanced",
+        ],
         "naive": ["strategy.name=naive"],
         "joint": ["strategy.name=joint"],
         "k_fpf_ce": ["strategy.name=k_fpf", "strategy.iterations=20", "strategy.loss=ce"],
@@ -128,7 +130,8 @@ def compare(a: Path, b: Path) -> int:
     for name in cases():
         files = [d / name / "records.parquet" for d in (a, b)]
         if not all(f.exists() for f in files):
-            print(f"{name:28s} missing in {' and '.join(str(f.parent.parent) for f in files if not f.exists())}")
+            absent = " and ".join(str(f.parent.parent) for f in files if not f.exists())
+            print(f"{name:28s} missing in {absent}")
             different += 1
             continue
         ra, rb = (pd.read_parquet(f) for f in files)

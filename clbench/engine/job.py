@@ -20,7 +20,7 @@ import yaml
 
 from clbench.config import RunConfig, config_hash, resolve_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, load_checkpoint
-from clbench.engine.lock import RunLock
+from clbench.engine.lock import LOCK_FILE, RunLock
 from clbench.engine.manifest import build_manifest
 from clbench.engine.memory import peak_memory, reset_peak_memory
 from clbench.engine.progress import ProgressBar
@@ -87,14 +87,31 @@ def run_job(
     """
     prepared = prepare(config)  # raises before anything is written
     run = RunDir(Path(config.output.root) / prepared.run_id)
-    # signals from here on: a SIGTERM while the folder is checked or the run set up stops the
-    # run, with a checkpoint, at its first update instead of killing it without one
-    with RunLock(run.path), StopSignals() as signals:
-        remove_stale_temp_files(run.path)  # a killed earlier writer's half-written files
-        try:
-            return _run_locked(run, prepared, progress, force, resume, signals, figure)
-        finally:
-            remove_stale_temp_files(run.path)
+    # the folders the lock is about to create (the run's, maybe the results root's)
+    made = [d for d in (run.path, *run.path.parents) if not d.exists()]
+    try:
+        # signals from here on: a SIGTERM while the folder is checked or the run set up stops
+        # the run, with a checkpoint, at its first update instead of killing it without one
+        with RunLock(run.path), StopSignals() as signals:
+            remove_stale_temp_files(run.path)  # a killed earlier writer's half-written files
+            try:
+                return _run_locked(run, prepared, progress, force, resume, signals, figure)
+            finally:
+                remove_stale_temp_files(run.path)
+    except ConfigError:
+        # bad input found only once the model exists (e.g. an FPF module pattern that matches
+        # none of its modules): nothing was written but the lock, so leave no folder behind
+        _remove_if_only_lock(made)
+        raise
+
+
+def _remove_if_only_lock(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while each holds nothing but a lock file."""
+    for folder in folders:
+        if not folder.is_dir() or {p.name for p in folder.iterdir()} - {LOCK_FILE}:
+            return
+        (folder / LOCK_FILE).unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def _run_locked(
@@ -125,6 +142,8 @@ def _run_locked(
                 )
     try:
         experiment = Experiment(prepared)
+    except ConfigError:
+        raise  # bad input (nothing written yet): the caller removes a folder it made
     except BaseException as exc:  # a run failure (e.g. unloadable weights), not bad input
         if force:  # never leave old results next to this config
             run.clear_results()

@@ -97,7 +97,8 @@ class KFPF(Strategy):
         self.fpf.tracker.snapshot()
 
     def report(self) -> dict[str, Any]:
-        return {"trigger_steps": self.triggers, **self.fpf.report()}
+        # the finetuning facts under "fpf", as the FPF plugin's: one column for both in reports
+        return {"trigger_steps": self.triggers, "fpf": self.fpf.report()}
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -51,7 +51,9 @@ class FPF(Plugin):
     def setup(self, ctx: StrategyContext, strategy: Strategy) -> None:
         super().setup(ctx, strategy)
         cfg = self.config
-        self.fpf = FPFController(cfg, ctx.model, ctx.data, ctx.device, cfg.loss)
+        self.fpf = FPFController(
+            cfg, ctx.model, ctx.data, ctx.device, cfg.loss, field="plugins.fpf.modules"
+        )
         shared = strategy.memory()
         usable = isinstance(shared, IndexBuffer) and (cfg.loss == "ce" or shared.extra is not None)
         self.own_buffer = not usable
