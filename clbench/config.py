@@ -64,7 +64,25 @@ class EvalConfig(_Section):
     Mattdl/ContinualEvaluation@7ffa368:src/eval/continual_eval.py), with subsets drawn once.
     """
 
+    schedule: Literal["every", "adaptive"] = Field(
+        "every",
+        description="every: after every `every` updates; adaptive: every update for the first "
+        "`dense` updates of each phase (where the stability gap lives), then at spacings that "
+        "grow by `growth` up to `max_every`, and at every phase end (clbench.engine.schedule)",
+    )
     every: int = Field(1, ge=1, description="Evaluate all seen tasks every N updates (rho_eval)")
+    dense: int = Field(
+        50,
+        ge=0,
+        le=MAX_INT,
+        description="adaptive: updates evaluated one by one after each phase start",
+    )
+    growth: float = Field(
+        1.5, ge=1, le=100, description="adaptive: factor by which the spacing grows after `dense`"
+    )
+    max_every: int = Field(
+        50, ge=1, le=MAX_INT, description="adaptive: the largest spacing between evaluations"
+    )
     subset_size: int = Field(
         1000,
         le=MAX_BATCH * 100,
@@ -464,8 +482,21 @@ def config_hash(config: RunConfig) -> str:
     payload = config.model_dump(mode="json", exclude=set(HASH_EXCLUDED))
     if not payload["plugins"]:
         del payload["plugins"]  # runs without plugins keep the names they had before plugins
+    payload["eval"] = normalized_eval(payload["eval"])
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+ADAPTIVE_KEYS = ("schedule", "dense", "growth", "max_every")
+
+
+def normalized_eval(section: dict[str, Any]) -> dict[str, Any]:
+    """The ``eval`` section as it identifies a run: the adaptive schedule's settings only when
+    it is used, so `every` runs keep the hash (and compare equal to runs made before
+    ``eval.schedule`` existed)."""
+    if section.get("schedule", "every") == "every":
+        return {k: v for k, v in section.items() if k not in ADAPTIVE_KEYS}
+    return {k: v for k, v in section.items() if k not in ("every", "counter")}  # unused
 
 
 def component(config: RunConfig, section: str) -> tuple[str, BaseModel]:

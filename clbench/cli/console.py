@@ -24,9 +24,13 @@ def print_summary(summary: dict[str, Any], path: Path, skipped: bool = False) ->
         if key in metrics:
             table.add_row(key, format_value(metrics[key]), meaning)
     budget = summary["budget"]
-    table.add_row(
-        "updates", str(budget["updates"]), f"evaluations every {summary['eval_every']} update(s)"
+    schedule = summary.get("eval_schedule", "every")  # summaries from before eval.schedule
+    when = (
+        "evaluations on the adaptive schedule"
+        if schedule == "adaptive"
+        else f"evaluations every {summary['eval_every']} update(s)"
     )
+    table.add_row("updates", str(budget["updates"]), when)
     table.add_row(
         "train / eval time",
         f"{budget['train_time_s']:.1f}s / {budget['eval_time_s']:.1f}s",

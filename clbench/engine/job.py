@@ -337,6 +337,7 @@ def _summary(
         "seed": cfg.seed,
         "scenario_hash": experiment.prepared.plan.content_hash,
         "eval_every": cfg.eval.every,
+        "eval_schedule": cfg.eval.schedule,
         "tags": dict(cfg.output.tags),
         "metrics": metrics,
         "strategy_report": experiment.report(),

@@ -4,8 +4,9 @@
 capabilities, model weights), resolves the config once into typed parts and loads the data without
 touching the output folder, so bad input fails before any work and leaves nothing behind.
 `Experiment.run` then trains phase by phase in small named steps (`_enter_phase`, `_run_epoch`,
-`_update`, `_after_update`, `_finish_phase`), evaluating every seen task after every
-``eval.every`` updates, and keeps the loop state (`LoopState`) strategies and plugins read.
+`_update`, `_after_update`, `_finish_phase`), evaluating every seen task when the evaluation
+schedule says (`clbench.engine.schedule`), and keeps the loop state (`LoopState`) strategies and
+plugins read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from clbench.data.stream import StreamData
 from clbench.engine.checkpoint import Checkpointer, Position, cloned, make_checkpoint
 from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.records import RecordLog
+from clbench.engine.schedule import EvalSchedule
 from clbench.engine.seeding import derived_seeds, seed_globals, torch_settings
 from clbench.errors import ConfigError, IncompatibleError
 from clbench.models.base import ModelBuilder
@@ -199,6 +201,7 @@ class Experiment:
             seed=prepared.seeds["eval_subsets"],
             autocast=self._autocast,
         )
+        self.schedule = EvalSchedule(cfg.eval, self.loop.plan.updates_per_phase)
         self.timing = Timing()
         self.train_losses: list[torch.Tensor] = []
         self.run_hash = config_hash(cfg)
@@ -401,9 +404,8 @@ class Experiment:
     def _after_update(self, last: bool, clock: _TrainClock, hooks: _LoopHooks) -> None:
         """What follows an update: continual evaluation when due, progress, the divergence
         check, checkpoints and stop requests."""
-        loop, ev = self.loop, self.prepared.config.eval
-        counter = {"global": loop.step, "per_phase": loop.phase_step, "per_epoch": loop.batch}
-        if counter[ev.counter] % ev.every == 0 or last:
+        loop = self.loop
+        if self.schedule.due(loop.phase, loop.step, loop.phase_step, loop.batch, last):
             with clock.paused():
                 current = self.prepared.plan.phases[loop.phase].current_task
                 self._timed_eval(

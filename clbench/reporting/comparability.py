@@ -36,7 +36,11 @@ NO_EFFECT_ON_NUMBERS = ("data.root", "data.download", "eval.batch_size")
 # sets at phase ends and training itself do not depend on them. `eval.boundary_full_eval` and
 # `eval.track_forward` decide whether boundary metrics exist at all, so they stay whole-row.
 SCHEDULE_KEYS = (
+    "eval.schedule",
     "eval.every",
+    "eval.dense",
+    "eval.growth",
+    "eval.max_every",
     "eval.counter",
     "eval.subset_size",
     "eval.subset_sampling",
