@@ -48,6 +48,12 @@ class ConfigError(ClbenchError, ValueError):
         super().__init__(f"{clip(str(field), 200)}: got {shorten(value)}; allowed: {clip(allowed)}")
 
 
+class SetupConfigError(ConfigError):
+    """A configuration value refused while the strategy or a plugin is set up, once the model
+    exists (e.g. an FPF module pattern that matches none of its modules): bad input, found
+    before the first update."""
+
+
 class DataNotFoundError(ClbenchError, FileNotFoundError):
     """Dataset files are missing and cannot be downloaded."""
 

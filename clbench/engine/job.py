@@ -33,7 +33,7 @@ from clbench.engine.run_dir import (
     verify_files,
 )
 from clbench.engine.runner import Experiment, Prepared, RunDiverged, RunInterrupted, prepare
-from clbench.errors import ConfigError, CorruptedResultError
+from clbench.errors import ConfigError, CorruptedResultError, SetupConfigError
 from clbench.metrics import chance_levels, compute_metrics
 
 # draws a run's ``accuracy.png``: (records, phase end steps, path, title), e.g.
@@ -98,7 +98,7 @@ def run_job(
                 return _run_locked(run, prepared, progress, force, resume, signals, figure)
             finally:
                 remove_stale_temp_files(run.path)
-    except ConfigError:
+    except SetupConfigError:
         # bad input found only once the model exists (e.g. an FPF module pattern that matches
         # none of its modules): nothing was written but the lock, so leave no folder behind
         _remove_if_only_lock(made)
@@ -142,7 +142,7 @@ def _run_locked(
                 )
     try:
         experiment = Experiment(prepared)
-    except ConfigError:
+    except SetupConfigError:
         raise  # bad input (nothing written yet): the caller removes a folder it made
     except BaseException as exc:  # a run failure (e.g. unloadable weights), not bad input
         if force:  # never leave old results next to this config

@@ -30,7 +30,7 @@ from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.records import RecordLog
 from clbench.engine.schedule import EvalSchedule
 from clbench.engine.seeding import derived_seeds, seed_globals, torch_settings
-from clbench.errors import ConfigError, IncompatibleError
+from clbench.errors import ConfigError, IncompatibleError, SetupConfigError
 from clbench.models.base import ModelBuilder
 from clbench.registry import DATASETS, MODELS, PLUGINS, SCENARIOS, STRATEGIES
 from clbench.scenario.plan import PhasePart, ScenarioPlan
@@ -185,9 +185,12 @@ class Experiment:
             self.plugins = PluginChain([c.build() for c in prepared.plugins])
             self.ctx = self._context()
             self.loop = self.ctx.loop
-            self.strategy.setup(self.ctx)
-            for plugin in self.plugins:
-                plugin.setup(self.ctx, self.strategy)
+            try:
+                self.strategy.setup(self.ctx)
+                for plugin in self.plugins:
+                    plugin.setup(self.ctx, self.strategy)
+            except ConfigError as exc:  # bad input the model revealed, not a run failure
+                raise SetupConfigError(exc.field, exc.value, exc.allowed) from None
         self.data_generator = torch.Generator().manual_seed(prepared.seeds["data_order"])
         self.log = RecordLog()
         self.evaluator = ContinualEvaluator(

@@ -17,9 +17,12 @@ from typing import Any
 def adaptive_steps(phase_updates: int, dense: int, growth: float, max_every: int) -> list[int]:
     """The updates of a phase (1-based, counted within the phase) ``adaptive`` evaluates after."""
     steps = list(range(1, min(dense, phase_updates) + 1))
-    at, k = len(steps), 1
+    at, k, spacing = len(steps), 1, 1
     while True:
-        at += min(max_every, max(1, round(growth**k)))
+        if spacing < max_every:  # growth >= 1: once capped, the spacing stays max_every, and
+            # growth**k is no longer computed (it overflows a float past ~1e308: long phases)
+            spacing = min(max_every, max(1, round(growth**k)))
+        at += spacing
         if at >= phase_updates:
             break
         steps.append(at)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from clbench.cli import main
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+from tests.helpers import REPO
+
+DOCS = REPO / "docs"
 
 
 def example(page: str) -> tuple[str, str, str]:

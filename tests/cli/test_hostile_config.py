@@ -9,14 +9,13 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from clbench.cli import main
 from clbench.config import MAX_YAML_NODES, build_config, load_yaml
 from clbench.errors import MAX_MESSAGE_CHARS, ConfigError
-from tests.conftest import fast_overrides
+from tests.helpers import REPO, fast_overrides
 
 CFG = "configs/stability_gap/split_digits_er.yaml"
 LINE = MAX_MESSAGE_CHARS * 2 + 600  # field + value + allowed, each bounded
@@ -191,7 +190,7 @@ def test_cli_never_prints_a_traceback_for_hostile_overrides(tmp_path):
             [sys.executable, "-m", "clbench", "run", "--print-config", override],
             capture_output=True,
             text=True,
-            cwd=Path(__file__).parent.parent,
+            cwd=REPO,
         )
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
 

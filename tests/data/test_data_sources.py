@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import pickle
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import DataSource
 from clbench.errors import ConfigError, DataNotFoundError
 from clbench.registry import DATASETS, validate_params
+from tests.helpers import write_idx
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -45,14 +44,7 @@ def load(name: str, root: Path | None = None, **params: Any) -> InMemoryDataset:
 
 
 # --------------------------------------------------------------------------- real-format writers
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An unsigned-byte idx file (magic 0x0000080<ndim>, big-endian dims); gzipped if *.gz."""
-    header = struct.pack(">I", 0x800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    raw = header + array.astype(np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+# (write_idx, shared with the Avalanche tests, is in tests/helpers.py)
 
 
 def write_mnist(folder: Path, gz: bool, seed: int = 0) -> dict[str, np.ndarray]:

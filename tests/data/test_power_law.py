@@ -23,7 +23,7 @@ from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
 from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario.plan import ScenarioPlan
-from tests.conftest import fast_overrides, make_image_dataset
+from tests.helpers import fast_overrides, make_image_dataset
 
 FULL = 57927  # new-task samples per phase in the prototype (environments.py)
 # 57927·(1+Δ/10)^-5.6 rounded, computed by hand for Δ = 0..9 (33968.94, 20867.29, 13329.02,

@@ -22,7 +22,7 @@ from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
 from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario.plan import ScenarioPlan
-from tests.conftest import fast_overrides, make_image_dataset
+from tests.helpers import fast_overrides, make_image_dataset
 
 
 def build(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pandas as pd
 import pytest
 import torch
@@ -18,7 +15,7 @@ from clbench.metrics import compute_metrics
 from clbench.plotting.curves import plot_task_curves
 from clbench.registry import STRATEGIES
 from clbench.strategy import Capabilities
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides, registered
 
 
 def run_records(tmp_path, **extra) -> tuple[Experiment, pd.DataFrame]:
@@ -110,23 +107,12 @@ def test_joint_trains_cumulatively_and_is_the_upper_bound(tmp_path):
     assert rec.step.max() == 3 * sum(-(-(k + 1) * 120 // 16) for k in range(4))
 
 
-@contextlib.contextmanager
-def registered_strategy(name: str, cls: type) -> Iterator[type]:
-    """``cls`` registered as strategy ``name`` for the block, removed afterwards."""
-    assert name not in STRATEGIES
-    STRATEGIES.register(name)(cls)
-    try:
-        yield cls
-    finally:
-        del STRATEGIES._items[name]
-
-
 class ClassOnly(Naive):
     capabilities = Capabilities(settings=frozenset({"class"}))
 
 
 def test_incompatible_strategy_is_refused_before_running(tmp_path):
-    with registered_strategy("_class_only_for_test", ClassOnly):
+    with registered(STRATEGIES, "_class_only_for_test", ClassOnly):
         config = build_config(
             None,
             fast_overrides(
@@ -205,7 +191,7 @@ class NoModelRoute(Naive):
     ],
 )
 def test_plugin_over_incompatible_strategy_is_refused_before_running(tmp_path, name, cls, message):
-    with registered_strategy(name, cls):
+    with registered(STRATEGIES, name, cls):
         config = build_config(
             None,
             fast_overrides(

@@ -10,7 +10,7 @@ from torch import nn
 from clbench.config import build_config
 from clbench.engine.evaluator import draw_subset, evaluation_mode
 from clbench.engine.runner import Experiment, prepare
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 
 def test_stratified_subset_is_balanced_and_sized():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clbench.cli import main
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 DAMAGE = {
     "summary.json": [

@@ -22,7 +22,7 @@ from clbench.engine.run_dir import DIGESTS_FILE
 from clbench.engine.runner import RunInterrupted
 from clbench.errors import CorruptedResultError
 from clbench.results.reader import RunFolder
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 OVERRIDES: dict[str, Any] = {"checkpoint.every": 5, "threads": 1}
 

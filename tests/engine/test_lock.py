@@ -16,7 +16,7 @@ import pytest
 from clbench.cli import main
 from clbench.engine.lock import LOCK_FILE, RunLock, RunLockedError, lock_holder
 from clbench.results.reader import RunFolder
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 HOLD = """
 import sys, time

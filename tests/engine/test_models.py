@@ -15,8 +15,8 @@ from clbench.errors import ConfigError, IncompatibleError
 from clbench.models.base import ContinualModel, ModelBuilder
 from clbench.models.timm_model import TimmContinualModel, save_backbone_checkpoint
 from clbench.registry import MODELS, validate_params
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 B = 4
 
 

@@ -28,9 +28,9 @@ from clbench.engine.checkpoint import (
 )
 from clbench.engine.job import run_job
 from clbench.engine.runner import Experiment, RunInterrupted, prepare
-from clbench.registry import STRATEGIES
 from clbench.results.reader import RunFolder
-from tests.conftest import fast_overrides
+from tests.engine.helpers import RESUMABLE, resume_overrides
+from tests.helpers import fast_overrides
 
 
 class MemoryCheckpointer(Checkpointer):
@@ -45,84 +45,13 @@ class MemoryCheckpointer(Checkpointer):
         self.saved.append(load_checkpoint(self.path))
 
 
-RESUMABLE_STRATEGIES = sorted(
-    n for n in STRATEGIES.names() if not n.startswith("_") and STRATEGIES.get(n).resumable
-)
-# plugins carry state too (FPF's own memory and sensitivity snapshots, View-Batch's KL sums):
-# each over a strategy whose memory it shares, and FPF over one without a memory (its own)
-WITH_PLUGINS = ["er+fpf", "er+view_batch", "naive+fpf"]
-RESUMABLE = RESUMABLE_STRATEGIES + WITH_PLUGINS
-PRETRAINED = {n for n in RESUMABLE_STRATEGIES if STRATEGIES.get(n).capabilities.needs_pretrained}
-# settings a strategy declares, picked so each runs on the synthetic stream
-SETTING = {"hyperinterval": "task_incremental"}
-
-
-@pytest.fixture
-def backbone(resnet18_backbone: Path) -> Path:
-    return resnet18_backbone
-
-
-def strategy_overrides(tmp_path: Path, strategy: str, backbone: Path) -> list[str]:
-    """Overrides of a small run of ``strategy`` (a strategy name, or ``strategy+plugin``)."""
-    strategy, *plugins = strategy.split("+")
-    extra: dict[str, Any] = {
-        "strategy.name": strategy,
-        "scenario.name": SETTING.get(strategy, "class_incremental"),
-        "eval.every": 3,
-        "threads": 1,
-    }
-    if strategy in PRETRAINED or strategy in ("seq_ft", "linear_probe"):
-        extra.update(
-            {
-                "data.name": "digits",
-                "scenario.class_order": "[0,1,2,3]",
-                "scenario.n_experiences": 2,
-                "model.name": "timm",
-                "model.arch": "resnet18",
-                "model.image_size": 16,
-                "model.pretrained": backbone,
-                "train.batch_size": 64,
-                "train.epochs": 1,
-                "eval.subset_size": 30,
-            }
-        )
-        if strategy == "slca":
-            extra.update({"strategy.ca_samples_per_class": 8, "strategy.ca_epochs": 1})
-        overrides = fast_overrides(tmp_path, **extra)
-        # digits, not synthetic: drop the synthetic source's parameters
-        return [
-            o
-            for o in overrides
-            if not o.startswith(
-                (
-                    "data.num_classes",
-                    "data.dim",
-                    "data.train_per_class",
-                    "data.test_per_class",
-                    "data.noise",
-                    "model.hidden",
-                )
-            )
-        ]
-    for plugin in plugins:
-        extra[f"plugins.{plugin}"] = "{}"
-    if "view_batch" in plugins:
-        del extra["plugins.view_batch"]
-        # the KL term from the second epoch on: a resumed run must know the epoch it is in
-        extra["plugins.view_batch.ssl_start_epoch"] = 1
-    if "fpf" in plugins:
-        del extra["plugins.fpf"]
-        extra["plugins.fpf.when"] = "every_phase"  # FPF runs inside the resumed stretch too
-    return fast_overrides(tmp_path, **extra)
-
-
 def state_fingerprint(exp: Experiment) -> tuple[pd.DataFrame, list[torch.Tensor]]:
     return exp.log.frame(), [p.detach().clone() for p in exp.model.parameters()]
 
 
 @pytest.mark.parametrize("strategy", RESUMABLE)
-def test_resume_from_any_checkpoint_is_bit_identical(tmp_path, strategy, backbone):
-    config = build_config(None, strategy_overrides(tmp_path, strategy, backbone))
+def test_resume_from_any_checkpoint_is_bit_identical(tmp_path, strategy, resnet18_backbone):
+    config = build_config(None, resume_overrides(tmp_path, strategy, resnet18_backbone))
     reference = Experiment(prepare(config))
     saver = MemoryCheckpointer(tmp_path, every=4)
     reference.run(checkpointer=saver)
@@ -155,11 +84,14 @@ def interrupted_at(steps: set[int]) -> tuple[Callable[[int], None], Callable[[],
 
 @pytest.mark.parametrize("every", [0, 5])
 @pytest.mark.parametrize("strategy", RESUMABLE)
-def test_repeated_interruptions_in_one_phase_resume_exactly(tmp_path, strategy, every, backbone):
+def test_repeated_interruptions_in_one_phase_resume_exactly(
+    tmp_path, strategy, every, resnet18_backbone
+):
     """Stop (as on SIGTERM) twice inside one phase, once more in another, resuming from the file
     each time: with `checkpoint.every=0` too, the phase start must travel in every checkpoint
     taken inside a phase, resumed phases included (issue 16: it was None, then a TypeError)."""
-    overrides = [*strategy_overrides(tmp_path, strategy, backbone), f"checkpoint.every={every}"]
+    overrides = resume_overrides(tmp_path, strategy, resnet18_backbone)
+    overrides.append(f"checkpoint.every={every}")
     config = build_config(None, overrides)
     reference = Experiment(prepare(config))
     reference.run()

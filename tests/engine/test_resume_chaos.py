@@ -29,8 +29,8 @@ from clbench.config import build_config
 from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from clbench.engine.job import run_job
 from clbench.results.reader import RunFolder
-from tests.conftest import fast_overrides
-from tests.test_resume import RESUMABLE, strategy_overrides
+from tests.engine.helpers import RESUMABLE, resume_overrides
+from tests.helpers import fast_overrides
 
 KEEP = "checkpoint.keep=true"  # the final checkpoint holds the final parameters
 
@@ -180,7 +180,7 @@ def test_chaos_short_form(tmp_path):
 @pytest.mark.parametrize("every", [0, 5])
 @pytest.mark.parametrize("strategy", RESUMABLE)
 def test_chaos_every_resumable_strategy(tmp_path, strategy, every, resnet18_backbone):
-    base = strategy_overrides(tmp_path, strategy, resnet18_backbone)
+    base = resume_overrides(tmp_path, strategy, resnet18_backbone)
     overrides = [o for o in base if not o.startswith("output.root=")]
     # many small updates, each evaluated, so the run trains for seconds and the interruptions
     # land all over it (the backbone strategies' updates are slower: fewer of them)

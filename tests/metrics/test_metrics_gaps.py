@@ -1,6 +1,6 @@
 """Gap metrics that cannot reward forgetting, and where the WC-ACC identity holds.
 
-Hand-computed record sets; builders from tests/test_metrics.py.
+Hand-computed record sets; builders from tests/metrics/helpers.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from clbench.metrics import (
     recovery_time,
     wc_acc,
 )
-from tests.test_metrics import TOY_B, plain_streams, toy_records
+from tests.metrics.helpers import TOY_B, plain_streams, toy_records
 
 approx = pytest.approx
 

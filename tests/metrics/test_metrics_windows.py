@@ -1,7 +1,7 @@
 """Windows measured in updates or in evaluations: WF^w, WP^w and LCA_β (``window_unit``).
 
 Hand-computed record sets and property tests against literal replays of the windows; builders
-and the toy examples from tests/test_metrics.py.
+and the toy examples from tests/metrics/helpers.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from clbench.metrics import (
     windowed_forgetting,
     windowed_plasticity,
 )
-from tests.test_metrics import (
+from tests.metrics.helpers import (
     TOY_A,
     plain_streams,
     synthetic_records,

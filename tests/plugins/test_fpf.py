@@ -1,5 +1,5 @@
-"""FPF (a plugin) / k-FPF (Zhao et al. ICML 2023): selection, isolation, schedule, KD targets,
-costs."""
+"""FPF (a plugin; Zhao et al. ICML 2023): module selection, isolation, buffers, errors. k-FPF,
+the strategy, is tested in tests/strategies/test_k_fpf.py."""
 
 from __future__ import annotations
 
@@ -11,25 +11,15 @@ from clbench.strategies.fpf.finetune import (
     finetune,
     resolve_patterns,
 )
-from clbench.strategies.fpf.k_fpf import trigger_steps
 from torch import nn
 
-from clbench.config import build_config
-from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
 from clbench.models.base import ContinualModel
 from clbench.strategy.buffers import ReservoirBuffer
-from tests.conftest import fast_overrides
+from tests.helpers import experiment
 
 BN = {"model.batch_norm": "true"}
-
-
-def experiment(tmp_path, run=True, **extra) -> Experiment:
-    exp = Experiment(prepare(build_config(None, fast_overrides(tmp_path, **extra))))
-    if run:
-        exp.run()
-    return exp
 
 
 def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -96,48 +86,6 @@ def test_er_plus_fpf_differs_from_er_only_in_selected_modules(tmp_path):
     assert [r["step"] for r in report["fpf_runs"]] == [fpf.timing.updates]
 
 
-def test_trigger_steps():
-    assert trigger_steps(100, 4) == [25, 50, 75, 100]
-    assert trigger_steps(100, 4, final_fpf=False) == [20, 40, 60, 80]
-    assert trigger_steps(10, 3) == [3, 7, 10]
-
-
-def test_k_fpf_triggers_exactly_k_times_at_documented_steps(tmp_path):
-    exp = experiment(
-        tmp_path, **{"strategy.name": "k_fpf", "strategy.k": 3, "strategy.iterations": 2}
-    )
-    total = exp.timing.updates
-    # 4 tasks x 120 samples, batch 16 (8 batches, last one partial), 2 epochs
-    assert exp.strategy.ctx.loop.total_updates == total == 4 * 8 * 2
-    report = exp.strategy.report()
-    assert report["trigger_steps"] == trigger_steps(total, 3) == [21, 43, 64]
-    assert [r["step"] for r in report["fpf"]["fpf_runs"]] == [21, 43, 64]
-    assert report["fpf"]["fpf_modules"] == ["head"]  # ["bn", "fc"] on an MLP without BatchNorm
-
-
-def test_k_fpf_kd_stores_logits_and_kd_fits_them(tmp_path):
-    exp = experiment(
-        tmp_path, **{"strategy.name": "k_fpf", "strategy.k": 1, "strategy.iterations": 0}
-    )
-    buffer = exp.strategy.memory()
-    assert buffer.extra is not None and buffer.extra.shape == (len(buffer), 8)
-    assert buffer.extra.abs().sum() > 0
-    # KD must regress the logits onto the *stored* ones: plant targets and check they are fitted
-    buffer.extra = torch.full_like(buffer.extra, 3.0)
-    x = exp.data.make_batch(buffer.index, buffer.task).x
-
-    def error() -> float:
-        exp.model.eval()
-        with torch.no_grad():
-            return float((exp.model(x) - 3.0).abs().mean())
-
-    start = error()
-    settings = FinetuneSettings(300, lr=0.05, batch_size=32, loss="kd", kd_ce=False)
-    losses = finetune(exp.model, ["head"], buffer, exp.data, settings, torch.Generator())
-    assert losses[-1] < 0.1 * losses[0]
-    assert error() < 0.2 * start
-
-
 def test_auto_selection_ranks_the_most_perturbed_modules():
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8))
@@ -173,31 +121,6 @@ def test_auto_mode_reports_chosen_modules_and_sensitivity(tmp_path):
     assert len(report["fpf_modules"]) == 2
     ranked = sorted(report["sensitivity"], key=report["sensitivity"].get, reverse=True)
     assert set(report["fpf_modules"]) == set(ranked[:2])
-
-
-def test_mac_accounting_matches_the_convention(tmp_path):
-    # MLP 16 -> 32 -> head 8; all trainable: layer 1 fwd+wgrad (first: no input grad), head 3x
-    exp = experiment(
-        tmp_path,
-        **{
-            "strategy.name": "k_fpf",
-            "strategy.k": 2,
-            "strategy.iterations": 5,
-            "strategy.modules": "[fc]",
-            "strategy.loss": "ce",
-        },
-    )
-    r = exp.strategy.report()["fpf"]
-    per_sample_sgd = 2 * 16 * 32 + 3 * 32 * 8
-    assert r["train_samples"]["sgd"] == exp.timing.samples_seen
-    assert r["train_macs"]["sgd"] == per_sample_sgd * exp.timing.samples_seen
-    per_sample_fpf = 16 * 32 + 2 * 32 * 8  # frozen layer 1: forward only; head: fwd + wgrad
-    assert (
-        r["train_macs"]["fpf"]
-        == per_sample_fpf * r["train_samples"]["fpf"]
-        == (per_sample_fpf * 2 * 5 * 32)
-    )
-    assert r["train_time_s"]["sgd"] > 0 and r["train_time_s"]["fpf"] > 0
 
 
 def test_fpf_over_naive_keeps_its_own_buffer_and_validates_its_params(tmp_path):

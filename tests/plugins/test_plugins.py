@@ -3,8 +3,6 @@ route, the loop state strategies and plugins read, torch's process-wide settings
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from clbench.engine.job import run_job
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError, IncompatibleError
 from clbench.registry import STRATEGIES
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides, registered
 
 
 def config_of(tmp_path, **extra):
@@ -26,17 +24,6 @@ def config_of(tmp_path, **extra):
 
 def experiment(tmp_path, **extra) -> Experiment:
     return Experiment(prepare(config_of(tmp_path, **extra)))
-
-
-@contextlib.contextmanager
-def registered_strategy(name: str, cls: type) -> Iterator[type]:
-    """``cls`` registered as strategy ``name`` for the block, removed afterwards."""
-    assert name not in STRATEGIES
-    STRATEGIES.register(name)(cls)
-    try:
-        yield cls
-    finally:
-        del STRATEGIES._items[name]
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -232,7 +219,7 @@ class LoopProbe(Naive):
 
 
 def test_strategies_see_the_update_number_and_epoch_in_the_loop_state(tmp_path):
-    with registered_strategy("_loop_probe_for_test", LoopProbe):
+    with registered(STRATEGIES, "_loop_probe_for_test", LoopProbe):
         exp = experiment(tmp_path, **{"strategy.name": "_loop_probe_for_test", "train.epochs": 3})
         exp.run()
     assert "_loop_probe_for_test" not in STRATEGIES

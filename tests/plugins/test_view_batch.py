@@ -14,7 +14,7 @@ from clbench.data.stream import Batch
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.scenario.plan import PhasePart
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 
 def parts(n: int) -> list[PhasePart]:

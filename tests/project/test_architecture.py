@@ -20,12 +20,13 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 # module name prefix -> folder holding it
 SOURCES = {
-    "clbench": ROOT / "clbench",
-    "clbench.strategies": ROOT / "strategies",
-    "clbench.scenarios": ROOT / "scenarios",
+    "clbench": REPO / "clbench",
+    "clbench.strategies": REPO / "strategies",
+    "clbench.scenarios": REPO / "scenarios",
 }
 # the installed-in-namespace folders are packages of their own, not part of the core
 BUILTIN_PACKAGES = ("clbench.strategies", "clbench.scenarios")
@@ -293,7 +294,9 @@ def test_packages_depend_only_on_their_layer_or_below() -> None:
     layer_of = {package: i for i, layer in enumerate(LAYERS) for package in layer}
     graph = package_graph()
     unplaced = sorted(set(graph) - set(layer_of))
-    assert not unplaced, f"packages not placed in LAYERS (tests/test_architecture.py): {unplaced}"
+    assert not unplaced, (
+        f"packages not placed in LAYERS (tests/project/test_architecture.py): {unplaced}"
+    )
     upward = [
         f"{source} -> {target}:\n" + "\n".join(f"    {e}" for e in _imports_behind(source, target))
         for source, targets in sorted(graph.items())

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
+
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-ROOT = Path(__file__).resolve().parent.parent
-SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+SETUPTOOLS = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
 
 
 def package_name(folder: Path) -> str:
     """The installed name of a repository folder, through the package-dir mapping."""
-    relative = folder.relative_to(ROOT).as_posix()
+    relative = folder.relative_to(REPO).as_posix()
     for name, path in sorted(SETUPTOOLS["package-dir"].items(), key=lambda kv: -len(kv[1])):
         if relative == path or relative.startswith(path + "/"):
             return name + relative[len(path) :].replace("/", ".")
@@ -25,7 +26,7 @@ def package_name(folder: Path) -> str:
 
 def test_every_package_folder_is_listed_and_importable():
     folders = [p.parent for top in ("clbench", "strategies", "scenarios")
-               for p in (ROOT / top).rglob("__init__.py")]  # fmt: skip
+               for p in (REPO / top).rglob("__init__.py")]  # fmt: skip
     expected = sorted(package_name(f) for f in folders)
     assert sorted(SETUPTOOLS["packages"]) == expected
     for name in expected:
@@ -41,4 +42,4 @@ def test_no_generic_top_level_packages():
 
 def test_package_data_ships_the_default_config_and_type_marker():
     assert set(SETUPTOOLS["package-data"]["clbench"]) >= {"default.yaml", "py.typed"}
-    assert (ROOT / "clbench" / "py.typed").is_file()
+    assert (REPO / "clbench" / "py.typed").is_file()

@@ -15,16 +15,16 @@ import pytest
 
 from clbench.cli import main
 from clbench.export.wandb import wandb_id
-from tests.test_plot import real_runs, write_hand_runs  # noqa: F401  (module fixture)
+from tests.reporting.helpers import write_hand_runs
 
-# seed-0 hand run (tests/test_plot.py): subset accuracy per task and step, full evaluations
+# seed-0 hand run (tests/reporting/helpers.py): subset accuracy per task and step, full evaluations
 ACC = {0: {0: 0.0, 1: 0.5, 2: 1.0, 3: 0.6, 4: 0.8}, 1: {3: 0.4, 4: 0.9}}
 ACC_FULL = {0: {2: 1.0, 4: 0.7}, 1: {2: 0.1, 4: 0.9}}
 LOSS = {1: 2.0, 2: 1.5, 3: 1.0, 4: 0.5}
 
 
 @pytest.fixture
-def hand_run(real_runs: Path, tmp_path: Path) -> Path:  # noqa: F811
+def hand_run(real_runs: Path, tmp_path: Path) -> Path:
     """One finished run folder holding the hand-made seed-0 records."""
     run = write_hand_runs(real_runs, tmp_path / "all")["a0"]
     single = tmp_path / "results" / run.name

@@ -8,7 +8,7 @@ from pathlib import Path
 from clbench.cli import main
 from clbench.config import build_config
 from clbench.engine.job import run_job
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 
 def finished_run(tmp_path: Path, **extra: object) -> Path:

@@ -21,76 +21,11 @@ from clbench.plotting.gap import draw_gap
 from clbench.plotting.matrix import draw_matrix, mean_matrix
 from clbench.plotting.settings import group_settings, setting_labels
 from clbench.results.reader import load_runs
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
+from tests.reporting.helpers import write_hand_runs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PDF = b"%PDF"
-
-
-@pytest.fixture(scope="module")
-def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four finished real runs: er and naive, seeds 0 and 1."""
-    root = tmp_path_factory.mktemp("results")
-    for strategy in ("er", "naive"):
-        for seed in (0, 1):
-            config = build_config(
-                None, fast_overrides(root, seed=seed, **{"strategy.name": strategy})
-            )
-            run_job(config, progress=False)
-    return root
-
-
-# Hand-made records (2 tasks, 2 phases, boundary at step 2, n = 10 per evaluation) for two seeds
-# of one setting; expected seed statistics are computed by hand below.
-SUBSET = {  # seed -> {task: correct at steps 0..4 (None: not evaluated)}
-    0: {0: [0, 5, 10, 6, 8], 1: [None, None, None, 4, 9]},
-    1: {0: [2, 7, 10, 4, 6], 1: [None, None, None, 6, 7]},
-}
-PREUPDATE = {0: {0: 10, 1: 0}, 1: {0: 10, 1: 2}}  # phase-1 rows at step 2 (left out of curves)
-FULL = {0: [[10, 1], [7, 9]], 1: [[8, 0], [5, 10]]}  # seed -> R[phase][task] correct
-FINAL_ACC = {0: 0.8, 1: 0.75}
-
-
-def hand_records(seed: int) -> pd.DataFrame:
-    rows = []
-    for task, values in SUBSET[seed].items():
-        for step, correct in enumerate(values):
-            if correct is not None:
-                phase = 0 if step <= 2 else 1
-                rows.append((step, phase, phase, task, "subset", 10, correct, 0.5))
-    for task, correct in PREUPDATE[seed].items():
-        rows.append((2, 1, 1, task, "subset", 10, correct, 0.5))
-    for phase, row in enumerate(FULL[seed]):
-        for task, correct in enumerate(row):
-            rows.append((2 + 2 * phase, phase, phase, task, "full", 10, correct, 0.5))
-    columns = ["step", "phase", "current_task", "task", "kind", "n", "correct", "loss"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def write_hand_runs(real: Path, root: Path) -> dict[str, Path]:
-    """Copies of real er seeds 0/1 (one setting) and naive seed 0 with the hand-made records,
-    training loss and summaries: configs stay real, numbers become hand-checkable."""
-    out = {}
-    for name, strategy, seed in (("a0", "er", 0), ("a1", "er", 1), ("b0", "naive", 0)):
-        (src,) = [
-            p
-            for p in real.iterdir()
-            if p.name.startswith(f"{strategy}-") and f"-s{seed}-" in p.name
-        ]
-        dst = root / src.name
-        shutil.copytree(src, dst)
-        # hand-edited files would not match the run's digests: drop them, as in a folder
-        # written before clbench recorded digests (read unverified)
-        (dst / "digests.json").unlink()
-        hand_records(seed).to_parquet(dst / "records.parquet", index=False)
-        loss = pd.DataFrame({"step": [1, 2, 3, 4], "loss": [2.0 - seed, 1.5, 1.0, 0.5]})
-        loss.to_parquet(dst / "train_loss.parquet", index=False)
-        summary = json.loads((dst / "summary.json").read_text())
-        summary["metrics"] = {"final_acc": FINAL_ACC[seed], "aia": 0.9, "fwt": None, "gaps": []}
-        summary["budget"]["phase_end_steps"] = [2, 4]
-        (dst / "summary.json").write_text(json.dumps(summary))
-        out[name] = dst
-    return out
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import statistics
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,67 +22,15 @@ from clbench.reporting import render_report
 from clbench.reporting.columns import column_spec
 from clbench.reporting.command import FORMAT_CHOICES
 from clbench.reporting.formats import RENDERERS
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
+from tests.reporting.helpers import write_run
 
 # Student t quantiles with 2 degrees of freedom, closed form (2p - 1) / sqrt(2p(1 - p)); the
 # printed tables give 4.303 and 2.920.
 T_975_DF2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)
 T_95_DF2 = 0.90 / math.sqrt(2 * 0.95 * 0.05)
 
-# --- hand-written run folders with known numbers -------------------------------------------------
-
-
-def write_run(
-    root: Path,
-    name: str,
-    *,
-    strategy: str = "er",
-    seed: int = 0,
-    metrics: dict[str, Any] | None = None,
-    budget: dict[str, Any] | None = None,
-    tags: dict[str, str] | None = None,
-    status: str = "finished",
-    eval_every: int = 1,
-    buffer_size: int | None = 200,
-    strategy_report: dict[str, Any] | None = None,
-    config: dict[str, dict[str, Any]] | None = None,
-) -> Path:
-    """A run folder as `run_job` writes it, with the metric values given."""
-    path = root / name
-    path.mkdir(parents=True)
-    strategy_section: dict[str, Any] = {"name": strategy}
-    if buffer_size is not None and strategy == "er":
-        strategy_section["buffer_size"] = buffer_size
-    sections = {
-        "data": {"name": "synthetic", "root": None, "num_classes": 8},
-        "scenario": {"name": "class_incremental", "n_experiences": 4},
-        "model": {"name": "mlp", "hidden_sizes": [32]},
-        "strategy": strategy_section,
-        "train": {"epochs": 1, "lr": 0.05},
-        "eval": {"every": eval_every, "subset_size": 40, "batch_size": 1024},
-        "output": {"root": str(root), "tags": tags or {}},
-        "seed": seed,
-        "threads": 1,
-    }
-    for section, values in (config or {}).items():  # e.g. {"checkpoint": {"every": 100}}
-        sections[section] = {**sections.get(section, {}), **values}
-    (path / "config.yaml").write_text(yaml.safe_dump(sections))
-    if status == "finished":
-        summary = {
-            "run_id": name,
-            "seed": seed,
-            "tags": tags or {},
-            "metrics": {"per_task_final_acc": [1.0, 0.5], **(metrics or {})},
-            "budget": {"updates": 64, "train_time_s": 1.0, "phase_end_steps": [32, 64]}
-            | (budget or {}),
-            "strategy_report": strategy_report or {},
-        }
-        (path / "summary.json").write_text(json.dumps(summary))
-        pd.DataFrame({"step": [0], "task": [0], "n": [10], "correct": [5]}).to_parquet(
-            path / "records.parquet"
-        )
-    (path / "status.json").write_text(json.dumps({"status": status}))
-    return path
+# --- hand-written run folders with known numbers (`write_run`) ---------------------------------
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from clbench.reporting.aggregate import (
     probability_of_improvement,
     stratified_interval,
 )
-from tests.test_report import write_run
+from tests.reporting.helpers import write_run
 
 # --- the statistics, by hand -------------------------------------------------------------------
 

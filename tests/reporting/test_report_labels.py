@@ -6,6 +6,7 @@ from __future__ import annotations
 from clbench.config import HASH_EXCLUDED, build_config, config_hash
 from clbench.plotting.settings import setting_labels as plot_labels
 from clbench.results.labels import distinguishes_results, setting_labels
+from tests.reporting.helpers import write_run
 
 
 def test_keys_the_run_hash_ignores_do_not_distinguish_results():
@@ -43,7 +44,6 @@ def test_plot_legends_use_the_same_rule():
 def test_plots_group_runs_that_differ_only_in_checkpoint_settings(tmp_path):
     from clbench.plotting.settings import group_settings
     from clbench.results.reader import RunFolder
-    from tests.test_report import write_run
 
     paths = [
         write_run(tmp_path, "a", seed=0, config={"checkpoint": {"every": 500}}),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import statistics
-import struct
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from clbench.engine.runner import Experiment, prepare
 from clbench.errors import IncompatibleError
 from clbench.metrics import compute_metrics
 from clbench.registry import STRATEGIES
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides, write_idx
 
 pytest.importorskip("avalanche")
 
@@ -179,18 +178,14 @@ def test_from_avalanche_single_test_experience_is_domain():
 
 
 def _write_idx(root, n_train=60, n_test=30):
+    """MNIST in torchvision's layout (root/MNIST/raw, plain idx files)."""
     raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = (np.arange(n) % 10).astype(np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-            struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes()
-        )
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">II", 2049, n) + labels.tobytes()
-        )
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
 
 
 def test_split_mnist_config_route_with_adapter(tmp_path):
@@ -603,8 +598,6 @@ def test_gem_without_quadprog_fails_before_training(tmp_path, monkeypatch, capsy
 
 
 def _write_fashion(folder, gz: bool, per_class=(6, 3)):
-    from tests.test_data_sources import write_idx
-
     rng = np.random.default_rng(0)
     for prefix, n in zip(("train", "t10k"), per_class, strict=True):
         labels = np.tile(np.arange(10), n).astype(np.uint8)

@@ -22,7 +22,7 @@ from clbench.engine.runner import Experiment, prepare
 from clbench.errors import IncompatibleError
 from clbench.registry import PLUGINS, STRATEGIES
 from clbench.strategy import Plugin
-from tests.conftest import fast_overrides
+from tests.helpers import strategy_overrides
 
 STRATEGY_NAMES = [n for n in STRATEGIES.names() if not n.startswith("_")]
 PLUGIN_NAMES = [n for n in PLUGINS.names() if not n.startswith("_")]
@@ -31,41 +31,13 @@ PLUGIN_PARAMS: dict[str, dict[str, Any]] = {
     "view_batch": {"views": 2, "ssl_start_epoch": 0},
     "fpf": {"iterations": 3, "buffer_size": 40},
 }
-SETTING = {"hyperinterval": "task_incremental"}
-PRETRAINED = {"slca", "seq_ft", "linear_probe"}
 
 
 def overrides(tmp_path: Path, strategy: str, plugin: str | None, backbone: Path) -> list[str]:
-    extra: dict[str, Any] = {
-        "strategy.name": strategy,
-        "scenario.name": SETTING.get(strategy, "class_incremental"),
-        "scenario.n_experiences": 2,
-        "eval.every": 4,
-        "threads": 1,
-    }
-    if strategy in PRETRAINED:
-        extra |= {
-            "model.name": "timm",
-            "model.arch": "resnet18",
-            "model.image_size": 16,
-            "model.pretrained": backbone,
-            "data.name": "digits",
-            "scenario.class_order": "[0,1,2,3]",
-            "train.epochs": 1,
-            "eval.subset_size": 30,
-        }
-        if strategy == "slca":
-            extra |= {"strategy.ca_samples_per_class": 8, "strategy.ca_epochs": 1}
-    if plugin is not None:
-        params = PLUGIN_PARAMS.get(plugin, {})
-        extra |= {f"plugins.{plugin}.{k}": v for k, v in params.items()}
-        if not params:
-            extra[f"plugins.{plugin}"] = "{}"
-    out = fast_overrides(tmp_path, **extra)
-    if strategy in PRETRAINED:  # digits: drop the synthetic source's parameters
-        synthetic = ("data.num_classes", "data.dim", "data.train_per_class", "data.test_per_class")
-        out = [o for o in out if not o.startswith((*synthetic, "data.noise", "model.hidden"))]
-    return out
+    """A 2-task run of ``strategy`` (with ``plugin``), evaluated every 4 updates."""
+    plugins = {} if plugin is None else {plugin: PLUGIN_PARAMS.get(plugin, {})}
+    extra = {"scenario.n_experiences": 2, "eval.every": 4}
+    return strategy_overrides(tmp_path, strategy, backbone, plugins=plugins, **extra)
 
 
 def fingerprint(exp: Experiment) -> tuple[pd.DataFrame, list[torch.Tensor]]:
@@ -88,14 +60,10 @@ def smoke(exp: Experiment) -> None:
     pd.io.json.ujson_dumps(exp.report())  # JSON-serialisable for summary.json
 
 
-@pytest.fixture
-def backbone(resnet18_backbone: Path) -> Path:
-    return resnet18_backbone
-
-
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
-def test_every_strategy_runs_and_declares_its_parts(tmp_path, strategy, backbone):
-    exp = Experiment(prepare(build_config(None, overrides(tmp_path, strategy, None, backbone))))
+def test_every_strategy_runs_and_declares_its_parts(tmp_path, strategy, resnet18_backbone):
+    config = build_config(None, overrides(tmp_path, strategy, None, resnet18_backbone))
+    exp = Experiment(prepare(config))
     smoke(exp)
     params, memories = exp.budget_parts()
     assert params and all(p.numel() for p in params)
@@ -107,8 +75,10 @@ def test_every_strategy_runs_and_declares_its_parts(tmp_path, strategy, backbone
 
 @pytest.mark.parametrize("plugin", PLUGIN_NAMES)
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
-def test_every_strategy_plugin_pair_runs_or_is_refused(tmp_path, strategy, plugin, backbone):
-    config = build_config(None, overrides(tmp_path, strategy, plugin, backbone))
+def test_every_strategy_plugin_pair_runs_or_is_refused(
+    tmp_path, strategy, plugin, resnet18_backbone
+):
+    config = build_config(None, overrides(tmp_path, strategy, plugin, resnet18_backbone))
     learner, extension = STRATEGIES.get(strategy), PLUGINS.get(plugin)
     missing = (
         extension(extension.Config.model_validate(config.plugins[plugin])).needs(

@@ -33,7 +33,7 @@ from clbench.engine.checkpoint import (
 )
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 TOL = 1e-4
 

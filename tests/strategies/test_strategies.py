@@ -10,7 +10,7 @@ from clbench.config import build_config
 from clbench.engine.runner import Experiment, prepare
 from clbench.metrics import compute_metrics
 from clbench.registry import STRATEGIES
-from tests.conftest import fast_overrides
+from tests.helpers import fast_overrides
 
 SCENARIOS = {
     "class": {"scenario.name": "class_incremental"},

@@ -18,9 +18,8 @@ import yaml
 from clbench.cli import main
 from clbench.sweep.executors import die_with_parent
 from clbench.sweep.state import LOCK_FILE
-from tests.test_sweep import FAST_BASE, write_suite
-
-REPO = Path(__file__).parent.parent
+from tests.helpers import REPO
+from tests.sweep.helpers import FAST_BASE, write_suite
 
 
 def test_second_sweep_on_a_locked_root_exits_2_naming_the_holder(tmp_path, capsys):

@@ -18,8 +18,8 @@ from clbench.config import RunConfig, build_config, load_yaml
 from clbench.registry import DATASETS
 from clbench.sweep.preflight import validate_pretrain_steps
 from clbench.sweep.suite import Suite, expand, load_suite
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 # Keys only a suite has: a run config with any of them is refused (extra keys are forbidden).
 SUITE_KEYS = frozenset({"name", "entries", "axes", "grid", "protocol", "pretrain"})

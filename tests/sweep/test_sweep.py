@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
 from clbench.cli import main
 from clbench.config import resolve_config
@@ -21,31 +20,7 @@ from clbench.engine.job import run_job
 from clbench.engine.runner import prepare
 from clbench.results.reader import RunFolder
 from clbench.sweep.suite import expand, load_suite, parse_grid_option, parse_seeds
-
-# A seconds-long run (as tests/conftest.py fast_overrides), as a suite base mapping.
-FAST_BASE: dict[str, Any] = {
-    "data": {
-        "name": "synthetic",
-        "num_classes": 8,
-        "dim": 16,
-        "train_per_class": 60,
-        "test_per_class": 30,
-        "noise": 0.5,
-    },
-    "scenario": {"name": "class_incremental", "n_experiences": 4},
-    "model": {"name": "mlp", "hidden_sizes": [32]},
-    "strategy": {"name": "er", "buffer_size": 40},
-    "train": {"epochs": 2, "batch_size": 16},
-    "eval": {"subset_size": 40, "every": 2},
-    "output": {"plot": False},
-}
-
-
-def write_suite(tmp_path: Path, name: str = "suite", **fields: Any) -> Path:
-    suite = {"name": "t", "base": FAST_BASE, "output": {"root": str(tmp_path / "out")}, **fields}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    return path
+from tests.sweep.helpers import write_suite
 
 
 def sweep_json(root: Path) -> dict[str, Any]:
