@@ -104,9 +104,7 @@ def prepare(config: RunConfig) -> Prepared:
     model_name, model_params = component(config, "model")
     model_builder = MODELS.get(model_name)(model_params)
     model_builder.check()
-    if strategy.cls.capabilities.needs_pretrained and not getattr(
-        model_params, "pretrained", None
-    ):
+    if strategy.cls.capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
         raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
 
     data_name, data_params = component(config, "data")
@@ -364,9 +362,7 @@ class Experiment:
         self._before_phase(k)
         if self.prepared.config.eval.preupdate_every_task and k > 0:
             current = self.prepared.plan.phases[k].current_task
-            self._timed_eval(
-                self.evaluator.evaluate_subsets, loop.step, k, current, loop.seen_upto
-            )
+            self._timed_eval(self.evaluator.evaluate_subsets, loop.step, k, current, loop.seen_upto)
         return batches, None
 
     def _before_phase(self, k: int) -> None:

@@ -3,7 +3,8 @@
 ``every``: after every ``eval.every`` updates of the ``eval.counter`` (the protocol of De Lange et
 al., ICLR 2023, with ``every=1`` their per-update evaluation). ``adaptive``: the stability gap
 lives right after a task switch (accuracy on old tasks drops within tens of updates and recovers
-over the next tens to hundreds; De Lange et al., Sec. 4, Fig. 1-2), so each phase is evaluated
+over the next tens to hundreds: De Lange et al., "Continual evaluation for lifelong
+learning: identifying the stability gap", ICLR 2023), so each phase is evaluated
 after each of its first ``dense`` updates, then at spacings that grow geometrically (the k-th
 spacing ``min(max_every, round(growth**k))``) and at its last update. Evaluation draws no random
 numbers, so a run's training is the same under any schedule.

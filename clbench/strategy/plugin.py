@@ -105,9 +105,7 @@ class Plugin:
     def train_batch(self, batch: Batch) -> Batch:
         return batch
 
-    def memory_draw(
-        self, memory: Any, n: int, generator: torch.Generator
-    ) -> torch.Tensor | None:
+    def memory_draw(self, memory: Any, n: int, generator: torch.Generator) -> torch.Tensor | None:
         return None
 
     def loss_term(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor | None:
