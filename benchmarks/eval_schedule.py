@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine_load import QUIET, ForeignLoad, say
 
 from clbench.config import build_config
 from clbench.engine.runner import Experiment, prepare
@@ -67,7 +68,6 @@ from clbench.metrics.summary import compute_metrics
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/stability_gap/split_fashion_mnist_er.yaml"
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
-QUIET = 0.10  # runs during which other processes used more of the CPU than this are NOISY
 
 COMMON = ["threads=1", "device=cpu", "output.plot=false"]
 SCHEDULES = {
@@ -91,29 +91,6 @@ DELTAS = (
     ("wf_10", "WF^10", None),
     ("final_acc", "final acc", None),
 )
-
-
-def say(message: str = "") -> None:
-    print(message, flush=True)
-
-
-# --------------------------------------------------------------------------- load of others
-
-
-def _busy_s() -> float | None:
-    """CPU seconds the whole machine has been busy (all processes), from /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 # --------------------------------------------------------------------------- one run
@@ -142,15 +119,11 @@ class Run:
 def run_once(name: str, overrides: list[str], config: Path | None) -> Run:
     cfg = build_config(config, [*overrides, *COMMON])
     exp = Experiment(prepare(cfg))
-    busy, own = _busy_s(), _own_s()
     start = time.perf_counter()
-    exp.run()
+    with ForeignLoad(wait=False) as foreign:
+        exp.run()
     run_s = time.perf_counter() - start
-    after = _busy_s()
-    load = None
-    if busy is not None and after is not None and run_s > 0:
-        foreign = (after - busy) - (_own_s() - own)
-        load = max(0.0, foreign) / (run_s * (os.cpu_count() or 1))
+    load = foreign.share
     frame = exp.log.frame()
     subset = frame[frame["kind"] == "subset"]
     metrics = compute_metrics(frame, cfg.metrics, chance_levels(exp.prepared.plan))
