@@ -50,6 +50,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
 
 import argparse
+import contextlib
 import math
 import platform
 import time
@@ -70,12 +71,18 @@ CONFIG = ROOT / "configs/stability_gap/split_fashion_mnist_er.yaml"
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
 COMMON = ["threads=1", "device=cpu", "output.plot=false"]
+REFINE = 0.05  # eval.refine of the `refine` schedule
 SCHEDULES = {
     "every": ["eval.schedule=every", "eval.every=1"],
     "adaptive": ["eval.schedule=adaptive"],  # dense 50, growth 1.5, max_every 50
+    "refine": ["eval.schedule=adaptive", f"eval.refine={REFINE}"],
+    # adaptive with bf16 evaluation passes (autocast; training stays fp32)
+    "adaptive+bf16": ["eval.schedule=adaptive", "eval.precision=bf16"],
     # only the phase ends: spacings min(50, round(100^k)) = 50 > any phase of part 2
     "ends": ["eval.schedule=adaptive", "eval.dense=0", "eval.growth=100"],
 }
+PART1 = ("every", "adaptive", "refine", "adaptive+bf16")
+PART2 = ("every", "adaptive", "adaptive+bf16", "ends")
 STRATEGIES = {
     "er": [],  # the setting's own ER
     "naive": ["strategy.name=naive"],
@@ -203,8 +210,11 @@ def settings(quick: bool) -> list[tuple[str, Path | None, list[str]]]:
 class Pair:
     setting: str
     strategy: str
-    every: Run
-    adaptive: Run
+    runs: dict[str, Run]  # by schedule (PART1)
+
+    @property
+    def every(self) -> Run:
+        return self.runs["every"]
 
 
 def part1(quick: bool) -> list[Pair]:
@@ -212,7 +222,7 @@ def part1(quick: bool) -> list[Pair]:
     for setting, config, base in settings(quick):
         for strategy, extra in STRATEGIES.items():
             runs = {}
-            for schedule in ("every", "adaptive"):
+            for schedule in PART1:
                 runs[schedule] = run_once(
                     f"{setting}/{strategy}/{schedule}",
                     [*base, *extra, *SCHEDULES[schedule]],
@@ -223,45 +233,61 @@ def part1(quick: bool) -> list[Pair]:
                     f"  {r.name}: {r.evaluations} evaluations, eval {r.eval_s:.2f} s, "
                     f"run {r.run_s:.2f} s, train {r.train_s:.2f} s (load {load_text(r)})"
                 )
-            same = trains_identically(runs["every"], runs["adaptive"])
+            same = all(trains_identically(runs["every"], r) for r in runs.values())
             say(f"  {setting}/{strategy}: identical training losses and parameters: {same}")
             assert same, f"{setting}/{strategy}: the schedules trained differently"
-            pairs.append(Pair(setting, strategy, runs["every"], runs["adaptive"]))
+            pairs.append(Pair(setting, strategy, runs))
     return pairs
 
 
 def report1(pairs: list[Pair]) -> None:
     say()
-    say("Part 1: the same seed under `every` (eval.every=1) and `adaptive` (defaults)")
-    say()
     say(
-        "| setting | strategy | updates/phase | evals every | evals adaptive | ratio | "
-        "eval s every | eval s adaptive | ratio | run s every | run s adaptive | "
-        "adaptive run/train | load |"
+        "Part 1: the same seed under `every` (eval.every=1), `adaptive` (defaults), `refine` "
+        f"(adaptive, eval.refine={REFINE}) and `adaptive+bf16` (adaptive, eval.precision=bf16)"
     )
-    say("|" + "---|" * 13)
+    say()
+    others = PART1[1:]
+    say(
+        "| setting | strategy | updates/phase | evals every | "
+        + " | ".join(f"evals {k} (ratio)" for k in others)
+        + " | eval s every | "
+        + " | ".join(f"eval s {k} (ratio)" for k in others)
+        + " | run/train every | "
+        + " | ".join(f"run/train {k}" for k in others)
+        + " | load |"
+    )
+    say("|" + "---|" * (6 + 3 * len(others)))
     for p in pairs:
-        e, a = p.every, p.adaptive
+        e = p.every
         phases = sorted(set(e.per_phase))
-        say(
-            f"| {p.setting} | {p.strategy} | {'/'.join(map(str, phases))} | {e.evaluations} | "
-            f"{a.evaluations} | {e.evaluations / a.evaluations:.1f}x | {e.eval_s:.2f} | "
-            f"{a.eval_s:.2f} | {e.eval_s / a.eval_s:.1f}x | {e.run_s:.2f} | {a.run_s:.2f} | "
-            f"{a.run_s / a.train_s:.2f}x | {load_text(e)}, {load_text(a)} |"
-        )
-    say()
-    say(
-        "|Δ| of the metrics between the two schedules (recovery in updates; '-': undefined in both)"
-    )
-    say()
-    say("| setting | strategy | " + " | ".join(label for _, label, _ in DELTAS) + " |")
-    say("|" + "---|" * (2 + len(DELTAS)))
-    for p in pairs:
-        cells = [
-            fmt(delta(p.every.metrics[k], p.adaptive.metrics[k]), 2 if k.startswith("rec") else 4)
-            for k, _, _ in DELTAS
+        cells = [p.setting, p.strategy, "/".join(map(str, phases)), str(e.evaluations)]
+        cells += [
+            f"{p.runs[k].evaluations} ({e.evaluations / p.runs[k].evaluations:.1f}x)"
+            for k in others
         ]
-        say(f"| {p.setting} | {p.strategy} | " + " | ".join(cells) + " |")
+        cells.append(f"{e.eval_s:.2f}")
+        cells += [f"{p.runs[k].eval_s:.2f} ({e.eval_s / p.runs[k].eval_s:.1f}x)" for k in others]
+        cells += [f"{r.run_s / r.train_s:.2f}x" for r in p.runs.values()]
+        cells.append(", ".join(load_text(r) for r in p.runs.values()))
+        say("| " + " | ".join(cells) + " |")
+    for k in others:
+        say()
+        say(
+            f"|Δ| of the metrics between `every` and `{k}` (recovery in updates; '-': undefined "
+            "in both)"
+        )
+        say()
+        say("| setting | strategy | " + " | ".join(label for _, label, _ in DELTAS) + " |")
+        say("|" + "---|" * (2 + len(DELTAS)))
+        for p in pairs:
+            cells = [
+                fmt(
+                    delta(p.every.metrics[m], p.runs[k].metrics[m]), 2 if m.startswith("rec") else 4
+                )
+                for m, _, _ in DELTAS
+            ]
+            say(f"| {p.setting} | {p.strategy} | " + " | ".join(cells) + " |")
     say()
     say("Values under `every` (adaptive in brackets)")
     say()
@@ -271,7 +297,7 @@ def report1(pairs: list[Pair]) -> None:
         cells = []
         for k, _, _ in DELTAS:
             d = 1 if k.startswith("rec") else 4
-            e, a = p.every.metrics[k], p.adaptive.metrics[k]
+            e, a = p.every.metrics[k], p.runs["adaptive"].metrics[k]
             cells.append(f"{fmt(e, d)} ({fmt(a, d)})")
         say(f"| {p.setting} | {p.strategy} | " + " | ".join(cells) + " |")
 
@@ -298,7 +324,7 @@ def part2(task_counts: list[int]) -> dict[int, dict[str, Run]]:
     out: dict[int, dict[str, Run]] = {}
     for tasks in task_counts:
         out[tasks] = {}
-        for schedule in ("every", "adaptive", "ends"):
+        for schedule in PART2:
             r = run_once(
                 f"synthetic-{tasks}/{schedule}",
                 [*scaling_overrides(tasks), *SCHEDULES[schedule]],
@@ -310,8 +336,7 @@ def part2(task_counts: list[int]) -> dict[int, dict[str, Run]]:
                 f"run {r.run_s:.2f} s, train {r.train_s:.2f} s (load {load_text(r)})"
             )
         runs = out[tasks]
-        assert trains_identically(runs["every"], runs["adaptive"]), tasks
-        assert trains_identically(runs["every"], runs["ends"]), tasks
+        assert all(trains_identically(runs["every"], r) for r in runs.values()), tasks
     return out
 
 
@@ -320,22 +345,63 @@ def report2(scaling: dict[int, dict[str, Run]]) -> None:
     say("Part 2: cost as tasks accumulate (synthetic 784-d, MLP 2x400, batch 64, 1 epoch, ER)")
     say()
     say(
-        "| tasks | updates/phase | eval share every | eval share adaptive | eval share ends | "
-        "evals every/adaptive | eval s every/adaptive | adaptive run/train | "
-        "eval s every | eval s adaptive | train s | load |"
+        "| tasks | updates/phase | "
+        + " | ".join(f"eval share {k}" for k in PART2)
+        + " | evals every/adaptive | "
+        + " | ".join(f"eval s {k}" for k in PART2)
+        + " | train s | load |"
     )
-    say("|" + "---|" * 12)
+    say("|" + "---|" * (5 + 2 * len(PART2)))
     for tasks, runs in scaling.items():
         e, a = runs["every"], runs["adaptive"]
-        share = {k: r.eval_s / r.run_s for k, r in runs.items()}
+        shares = " | ".join(f"{100 * runs[k].eval_s / runs[k].run_s:.1f}%" for k in PART2)
+        times = " | ".join(f"{runs[k].eval_s:.2f}" for k in PART2)
         loads = ", ".join(load_text(r) for r in runs.values())
         say(
-            f"| {tasks} | {e.per_phase[0]} | {100 * share['every']:.1f}% | "
-            f"{100 * share['adaptive']:.1f}% | {100 * share['ends']:.1f}% | "
-            f"{e.evaluations / a.evaluations:.2f}x | {e.eval_s / a.eval_s:.2f}x | "
-            f"{a.run_s / a.train_s:.2f}x | {e.eval_s:.2f} | {a.eval_s:.2f} | {a.train_s:.2f} | "
-            f"{loads} |"
+            f"| {tasks} | {e.per_phase[0]} | {shares} | {e.evaluations / a.evaluations:.2f}x | "
+            f"{times} | {a.train_s:.2f} | {loads} |"
         )
+
+
+# --------------------------------------------------------------------------- part 3
+
+
+def part3(quick: bool) -> None:
+    """The evaluation pass alone: one continual evaluation of the 5 Split-Fashion-MNIST tasks
+    (5,000 subset samples, MLP 784-400-400) with the model after phase 0 of ER, by
+    eval.batch_size and eval.precision; time per pass (median of repeats) and the largest
+    per-task accuracy difference to fp32 at batch 1024."""
+    name, config, base = settings(quick)[0]
+    cfg = build_config(config, [*base, *COMMON, "train.epochs=1"])
+    exp = Experiment(prepare(cfg))
+    exp.run()  # trained weights: near-ties (where bf16 can flip a prediction) as in a real run
+    evaluator = exp.evaluator
+    last = exp.prepared.plan.num_tasks - 1
+    say()
+    say(f"Part 3: one evaluation pass of all {last + 1} tasks' subsets ({name}), by option")
+    say()
+    say("| eval.batch_size | eval.precision | ms per pass | vs fp32 @1024 | max |Δ acc| |")
+    say("|---|---|---|---|---|")
+    autocasts = {
+        "fp32": contextlib.nullcontext,
+        "bf16": lambda: torch.autocast("cpu", dtype=torch.bfloat16),
+    }
+    rows = []
+    for precision, autocast in autocasts.items():
+        for batch in (256, 1024, 4096):
+            evaluator.batch_size = batch
+            evaluator.autocast = autocast
+            times = []
+            for _ in range(3 if quick else 9):
+                start = time.perf_counter()
+                acc = evaluator.evaluate_subsets(0, 0, 0, last)
+                times.append(time.perf_counter() - start)
+            ms = 1000 * sorted(times)[len(times) // 2]
+            rows.append((batch, precision, ms, acc.clone()))
+    ref = next(r for r in rows if r[0] == 1024 and r[1] == "fp32")
+    for batch, precision, ms, acc in rows:
+        diff = float((acc - ref[3]).abs().max())
+        say(f"| {batch} | {precision} | {ms:.1f} | {ref[2] / ms:.2f}x | {diff:.4f} |")
 
 
 # --------------------------------------------------------------------------- targets
@@ -345,18 +411,18 @@ def targets(pairs: list[Pair], scaling: dict[int, dict[str, Run]], quick: bool) 
     say()
     say("Targets" + (" (--quick: shorter phases than the issue's setting)" if quick else ""))
     rows: list[tuple[str, bool, str]] = []
-    if pairs:
-        evals = [p.every.evaluations / p.adaptive.evaluations for p in pairs]
-        times = [p.every.eval_s / p.adaptive.eval_s for p in pairs]
+    for k in ("adaptive", "refine") if pairs else ():
+        evals = [p.every.evaluations / p.runs[k].evaluations for p in pairs]
+        times = [p.every.eval_s / p.runs[k].eval_s for p in pairs]
         worst_e = min(zip(evals, pairs, strict=True), key=lambda x: x[0])
         worst_t = min(zip(times, pairs, strict=True), key=lambda x: x[0])
         total_e = sum(p.every.evaluations for p in pairs) / sum(
-            p.adaptive.evaluations for p in pairs
+            p.runs[k].evaluations for p in pairs
         )
-        total_t = sum(p.every.eval_s for p in pairs) / sum(p.adaptive.eval_s for p in pairs)
+        total_t = sum(p.every.eval_s for p in pairs) / sum(p.runs[k].eval_s for p in pairs)
         rows.append(
             (
-                ">= 5x fewer evaluations (every run)",
+                f"{k}: >= 5x fewer evaluations (every run)",
                 worst_e[0] >= 5,
                 f"least {worst_e[0]:.2f}x ({worst_e[1].setting}/{worst_e[1].strategy}); "
                 f"all runs together {total_e:.2f}x",
@@ -364,7 +430,7 @@ def targets(pairs: list[Pair], scaling: dict[int, dict[str, Run]], quick: bool) 
         )
         rows.append(
             (
-                ">= 4x less evaluation time (every run)",
+                f"{k}: >= 4x less evaluation time (every run)",
                 worst_t[0] >= 4,
                 f"least {worst_t[0]:.2f}x ({worst_t[1].setting}/{worst_t[1].strategy}); "
                 f"all runs together {total_t:.2f}x",
@@ -373,38 +439,36 @@ def targets(pairs: list[Pair], scaling: dict[int, dict[str, Run]], quick: bool) 
         for key, label, tol in DELTAS:
             if tol is None:
                 continue
-            ds = [delta(p.every.metrics[key], p.adaptive.metrics[key]) for p in pairs]
+            ds = [delta(p.every.metrics[key], p.runs[k].metrics[key]) for p in pairs]
             worst = max((d for d in ds if d is not None), default=0.0)
-            rows.append((f"|Δ {label}| <= {tol} on every run", worst <= tol, f"max {fmt(worst)}"))
-        five = [p for p in pairs if p.setting.endswith("-5")]
-        for p in five:
-            ratio = p.adaptive.run_s / p.adaptive.train_s
+            rows.append(
+                (f"{k}: |Δ {label}| <= {tol} on every run", worst <= tol, f"max {fmt(worst)}")
+            )
+    for p in (p for p in pairs if p.setting.endswith("-5")):
+        for k in ("adaptive", "adaptive+bf16"):
+            r = p.runs[k]
+            ratio = r.run_s / r.train_s
             rows.append(
                 (
-                    f"adaptive run <= 1.3x training, {p.setting}/{p.strategy}",
+                    f"{k} run <= 1.3x training, {p.setting}/{p.strategy}",
                     ratio <= 1.3,
-                    f"{ratio:.2f}x ({p.adaptive.run_s:.2f} s / {p.adaptive.train_s:.2f} s)",
+                    f"{ratio:.2f}x ({r.run_s:.2f} s / {r.train_s:.2f} s)",
                 )
             )
-    if 5 in scaling:
-        a = scaling[5]["adaptive"]
-        ratio = a.run_s / a.train_s
+    for k in ("adaptive", "adaptive+bf16") if 5 in scaling else ():
+        a = scaling[5][k]
         rows.append(
             (
-                "adaptive run <= 1.3x training, synthetic 5 tasks (part 2)",
-                ratio <= 1.3,
-                f"{ratio:.2f}x",
+                f"{k} run <= 1.3x training, synthetic 5 tasks (part 2)",
+                a.run_s / a.train_s <= 1.3,
+                f"{a.run_s / a.train_s:.2f}x",
             )
         )
-    if 50 in scaling:
-        a = scaling[50]["adaptive"]
+    for k in ("adaptive", "adaptive+bf16", "ends") if 50 in scaling else ():
+        a = scaling[50][k]
         share = a.eval_s / a.run_s
         rows.append(
-            (
-                "evaluation < 1/3 of run time at 50 tasks, adaptive",
-                share < 1 / 3,
-                f"{100 * share:.1f}%",
-            )
+            (f"evaluation < 1/3 of run time at 50 tasks, {k}", share < 1 / 3, f"{100 * share:.1f}%")
         )
     for label, ok, detail in rows:
         say(f"  {'PASS' if ok else 'FAIL'}  {label}: {detail}")
@@ -413,7 +477,7 @@ def targets(pairs: list[Pair], scaling: dict[int, dict[str, Run]], quick: bool) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced version (~3 minutes)")
-    parser.add_argument("--only", choices=("runs", "scaling"), help="one part only")
+    parser.add_argument("--only", choices=("runs", "scaling", "pass"), help="one part only")
     parser.add_argument(
         "--scaling-tasks", help="comma-separated task counts of part 2 (default 5,10,20,50)"
     )
@@ -428,12 +492,14 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, threads=1, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
     )
     start = time.perf_counter()
-    pairs = part1(args.quick) if args.only != "scaling" else []
+    pairs = part1(args.quick) if args.only in (None, "runs") else []
     if pairs:
         report1(pairs)
-    scaling = part2(counts) if args.only != "runs" else {}
+    scaling = part2(counts) if args.only in (None, "scaling") else {}
     if scaling:
         report2(scaling)
+    if args.only in (None, "pass"):
+        part3(args.quick)
     targets(pairs, scaling, args.quick)
     say(f"\nbenchmark time {time.perf_counter() - start:.0f} s")
 

@@ -83,6 +83,14 @@ class EvalConfig(_Section):
     max_every: int = Field(
         50, ge=1, le=MAX_INT, description="adaptive: the largest spacing between evaluations"
     )
+    refine: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="adaptive: an evaluation past the dense window at which some seen task's "
+        "accuracy moved by more than this since the previous one restarts the spacings at 1 "
+        "(e.g. 0.02; unset: spacings only grow)",
+    )
     subset_size: int = Field(
         1000,
         le=MAX_BATCH * 100,
@@ -92,6 +100,12 @@ class EvalConfig(_Section):
         "stratified", description="Class-stratified (clbench) or uniform (official code) subsets"
     )
     batch_size: int = Field(1024, ge=1, le=MAX_BATCH, description="Evaluation batch size")
+    precision: Literal["train", "fp32", "bf16"] = Field(
+        "train",
+        description="Precision of evaluation forward passes: the run's `precision` (train), or "
+        "fp32 / bf16 autocast whatever training uses (bf16: 3-5x faster passes on CPUs with AMX "
+        "and on GPUs; measured effect in docs/performance.md)",
+    )
     counter: Literal["global", "per_phase", "per_epoch"] = Field(
         "global", description="Which update counter `every` applies to"
     )
@@ -487,13 +501,21 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-ADAPTIVE_KEYS = ("schedule", "dense", "growth", "max_every")
+ADAPTIVE_KEYS = ("schedule", "dense", "growth", "max_every", "refine")
+# keys added to `eval` after runs were made: left out of the hash at their default, so those runs
+# keep their names and compare equal to runs made before the key existed
+LATER_EVAL_DEFAULTS = {"precision": "train", "refine": None}
 
 
 def normalized_eval(section: dict[str, Any]) -> dict[str, Any]:
     """The ``eval`` section as it identifies a run: the adaptive schedule's settings only when
     it is used, so `every` runs keep the hash (and compare equal to runs made before
     ``eval.schedule`` existed)."""
+    section = {
+        k: v
+        for k, v in section.items()
+        if k not in LATER_EVAL_DEFAULTS or v != LATER_EVAL_DEFAULTS[k]
+    }
     if section.get("schedule", "every") == "every":
         return {k: v for k, v in section.items() if k not in ADAPTIVE_KEYS}
     return {k: v for k, v in section.items() if k not in ("every", "counter")}  # unused

@@ -94,6 +94,7 @@ class ContinualEvaluator:
         task_ids = torch.repeat_interleave(torch.arange(len(sizes)), torch.as_tensor(sizes))
         self._subset = data.make_batch(index, task_ids, split="test")
         self._subset_n = torch.as_tensor(sizes, dtype=torch.long)
+        self._subset_n_device = self._subset_n.to(data.device)
 
     def _forward_counts(self, x, y, task, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-task (correct, summed loss) over one pre-built input tensor.
@@ -117,15 +118,18 @@ class ContinualEvaluator:
         loss_sum = torch.zeros(num_tasks, device=device).index_add_(0, task, loss)
         return correct, loss_sum
 
-    def evaluate_subsets(self, step: int, phase: int, current_task: int, seen_upto: int) -> None:
-        """Continual evaluation of tasks ``0..seen_upto`` on their fixed subsets."""
+    def evaluate_subsets(
+        self, step: int, phase: int, current_task: int, seen_upto: int
+    ) -> torch.Tensor:
+        """Continual evaluation of tasks ``0..seen_upto`` on their fixed subsets; returns their
+        accuracies (on the device: reading them is a host sync)."""
         end = int(self.ends[seen_upto])
         s = self._subset
         with evaluation_mode(self.model):
             correct, loss = self._forward_counts(s.x[:end], s.y[:end], s.task[:end], seen_upto + 1)
-        self.log.add(
-            "subset", step, phase, current_task, correct, loss, self._subset_n[: seen_upto + 1]
-        )
+        n = self._subset_n[: seen_upto + 1]
+        self.log.add("subset", step, phase, current_task, correct, loss, n)
+        return correct / self._subset_n_device[: seen_upto + 1]
 
     def evaluate_full(
         self, kind: str, step: int, phase: int, current_task: int, tasks: list[int]

@@ -200,9 +200,9 @@ class Experiment:
             stratified=cfg.eval.subset_sampling == "stratified",
             batch_size=cfg.eval.batch_size,
             seed=prepared.seeds["eval_subsets"],
-            autocast=self._autocast,
+            autocast=self._eval_autocast,
         )
-        self.schedule = EvalSchedule(cfg.eval, self.loop.plan.updates_per_phase)
+        self.schedule = EvalSchedule(cfg.eval)
         self.timing = Timing()
         self.train_losses: list[torch.Tensor] = []
         self.run_hash = config_hash(cfg)
@@ -247,7 +247,16 @@ class Experiment:
         return torch_settings(cfg.deterministic, cfg.threads)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.prepared.config.precision == "bf16":
+        return self._precision(self.prepared.config.precision)
+
+    def _eval_autocast(self) -> contextlib.AbstractContextManager[Any]:
+        cfg = self.prepared.config
+        return self._precision(
+            cfg.precision if cfg.eval.precision == "train" else cfg.eval.precision
+        )
+
+    def _precision(self, precision: str) -> contextlib.AbstractContextManager[Any]:
+        if precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -255,12 +264,13 @@ class Experiment:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _timed_eval(self, evaluate: Callable[..., None], *args: Any) -> None:
+    def _timed_eval(self, evaluate: Callable[..., Any], *args: Any) -> Any:
         self._sync()
         start = time.perf_counter()
-        evaluate(*args)
+        result = evaluate(*args)
         self._sync()
         self.timing.eval_s += time.perf_counter() - start
+        return result
 
     def phase_batches_counts(self) -> list[int]:
         """Batches per epoch of each phase (the loop plan's)."""
@@ -404,11 +414,15 @@ class Experiment:
         """What follows an update: continual evaluation when due, progress, the divergence
         check, checkpoints and stop requests."""
         loop = self.loop
-        if self.schedule.due(loop.phase, loop.step, loop.phase_step, loop.batch, last):
+        schedule = self.schedule
+        if schedule.due(loop.phase, loop.step, loop.phase_step, loop.batch, last):
             with clock.paused():
                 current = self.prepared.plan.phases[loop.phase].current_task
-                self._timed_eval(
+                accuracies = self._timed_eval(
                     self.evaluator.evaluate_subsets, loop.step, loop.phase, current, loop.seen_upto
+                )
+                schedule.evaluated(
+                    loop.phase_step, accuracies if schedule.watches_results else None
                 )
         if hooks.on_update is not None:
             hooks.on_update(loop.step)
@@ -557,6 +571,7 @@ class Experiment:
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             },
             "timing": dataclasses.asdict(self.timing),
+            "schedule": self.schedule.state_dict(),
             "train_losses": torch.stack(self.train_losses).cpu() if self.train_losses else None,
         }
 
@@ -576,6 +591,10 @@ class Experiment:
         if state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.timing = Timing(**state["timing"])
+        if "schedule" in state:
+            self.schedule.load_state_dict(state["schedule"])
+        else:  # checkpoints from before the schedule kept a state (no eval.refine then)
+            self.schedule.resume_at(self.position.phase, self.position.phase_step)
         losses = state["train_losses"]
         self.train_losses = [] if losses is None else list(losses.to(self.device).unbind())
         self._finite_upto = len(self.train_losses)

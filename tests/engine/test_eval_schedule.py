@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from clbench.config import build_config, config_hash
+from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, load_checkpoint
+from clbench.engine.runner import Experiment, RunInterrupted, prepare
 from clbench.engine.schedule import EvalSchedule, adaptive_steps
 from clbench.errors import ConfigError
 from clbench.metrics.stability import gap_analysis, gap_depth, min_acc, recovery_time, wc_acc
@@ -107,16 +109,83 @@ def test_adaptive_steps_long_phases_do_not_overflow():
     assert steps == [*range(1, 51), *range(100, 10_001, 50)]
 
 
+def walk(schedule: EvalSchedule, phases: tuple[int, ...], accuracy=None) -> list[list[int]]:
+    """The phase steps a loop asking ``schedule`` evaluates, phase by phase; ``accuracy(phase,
+    phase_step)`` gives the seen tasks' accuracies the loop reports after each evaluation."""
+    due, step = [], 0
+    for phase, n in enumerate(phases):
+        due.append([])
+        for s in range(1, n + 1):
+            step += 1
+            if schedule.due(phase, step, s, s, s == n):
+                due[-1].append(s)
+                acc = None if accuracy is None else torch.tensor(accuracy(phase, s))
+                schedule.evaluated(s, acc)
+    return due
+
+
+def _schedule(*overrides: str) -> EvalSchedule:
+    return EvalSchedule(build_config(None, ["eval.schedule=adaptive", *overrides]).eval)
+
+
 def test_schedule_due_every_and_adaptive():
-    cfg = build_config(None, ["eval.schedule=adaptive", "eval.dense=2", "eval.max_every=3"])
-    schedule = EvalSchedule(cfg.eval, (6, 9))
+    schedule = _schedule("eval.dense=2", "eval.max_every=3")
     # phase 0: 1, 2, then +2 = 4, then the end 6; phase 1: 1, 2, 4, +2 = 6, +3 = 9
-    due0 = [s for s in range(1, 7) if schedule.due(0, s, s, s, s == 6)]
-    due1 = [s for s in range(1, 10) if schedule.due(1, 6 + s, s, s, s == 9)]
-    assert (due0, due1) == ([1, 2, 4, 6], [1, 2, 4, 6, 9])
-    every = EvalSchedule(build_config(None, ["eval.every=4"]).eval, (6, 9))
+    assert walk(schedule, (6, 9)) == [[1, 2, 4, 6], [1, 2, 4, 6, 9]]
+    every = EvalSchedule(build_config(None, ["eval.every=4"]).eval)
     # every 4 updates of the global counter, and at phase ends
-    assert [s for s in range(1, 7) if every.due(0, s, s, s, s == 6)] == [4, 6]
+    assert walk(every, (6, 9)) == [[4, 6], [2, 6, 9]]
+
+
+@pytest.mark.parametrize(
+    ("dense", "growth", "max_every"), [(0, 1.5, 50), (3, 2.0, 5), (50, 1.5, 50)]
+)
+def test_schedule_without_refine_is_adaptive_steps(dense, growth, max_every):
+    phases = (1, 7, 64, 471, 2)
+    schedule = _schedule(
+        f"eval.dense={dense}", f"eval.growth={growth}", f"eval.max_every={max_every}"
+    )
+    assert walk(schedule, phases) == [adaptive_steps(n, dense, growth, max_every) for n in phases]
+
+
+def test_refine_restarts_the_spacings_where_accuracy_moves():
+    """dense 2, growth 2, max_every 8, refine 0.05; accuracy of task 0 (task 1 joins in phase 1)
+    flat at 0.5 except a fall to 0.3 by update 11 of phase 0."""
+    schedule = _schedule("eval.dense=2", "eval.growth=2", "eval.max_every=8", "eval.refine=0.05")
+
+    def accuracy(phase: int, s: int) -> list[float]:
+        old = 0.3 if phase == 0 and s >= 11 else 0.5
+        return [old] if phase == 0 else [0.5, 0.9]
+
+    # phase 0: dense 1, 2; spacings 2, 4 -> 4, 8; at 8 nothing moved: +8 -> 16; at 16 the fall
+    # (0.5 -> 0.3) restarts the spacings: +1 -> 17, +2 -> 19 (flat again), +4 -> 23, +8 -> 31,
+    # end 32. Phase 1: task 1 joins; refine compares the tasks both evaluations saw, so the
+    # phase start (task 0 back at 0.5 from 0.3) is in the dense window and does not count.
+    assert walk(schedule, (32, 20), accuracy) == [
+        [1, 2, 4, 8, 16, 17, 19, 23, 31, 32],
+        [1, 2, 4, 8, 16, 20],
+    ]
+    # unset, the same fall changes nothing: adaptive_steps
+    plain = _schedule("eval.dense=2", "eval.growth=2", "eval.max_every=8")
+    assert walk(plain, (32, 20), accuracy) == [adaptive_steps(n, 2, 2, 8) for n in (32, 20)]
+
+
+def test_refine_counts_moves_past_the_dense_window_above_the_tolerance():
+    # dense 3, growth 2, max_every 4; values exact in float32
+    values = {1: 0.0, 2: 0.5, 3: 0.75, 5: 0.8125, 9: 0.9375}
+
+    def accuracy(phase: int, s: int) -> list[float]:
+        return [values.get(s, 0.9375)]
+
+    def steps(refine: float) -> list[list[int]]:
+        settings = ("eval.dense=3", "eval.growth=2", "eval.max_every=4", f"eval.refine={refine}")
+        return walk(_schedule(*settings), (16,), accuracy)
+
+    # the moves at 2 and 3 (0.5, 0.25) are inside the dense window and do not count; at 5 it
+    # moved 0.0625 (spacings go on: +4 -> 9); at 9 by 0.125 > 0.1: +1 -> 10, +2 -> 12, +4 -> 16
+    assert steps(0.1) == [[1, 2, 3, 5, 9, 10, 12, 16]]
+    # a move of exactly the tolerance is not "more than" it: 9 + 4 = 13, end 16
+    assert steps(0.125) == [[1, 2, 3, 5, 9, 13, 16]]
 
 
 # --------------------------------------------------------------------------- runs
@@ -176,7 +245,7 @@ def _hash(tmp_path, **extra) -> str:
 def test_every_run_hash_ignores_the_adaptive_settings(tmp_path):
     base = _hash(tmp_path)
     assert _hash(tmp_path, **{"eval.schedule": "every"}) == base
-    tuned = {"eval.dense": 7, "eval.growth": 2.5, "eval.max_every": 9}
+    tuned = {"eval.dense": 7, "eval.growth": 2.5, "eval.max_every": 9, "eval.refine": 0.02}
     assert _hash(tmp_path, **tuned) == base  # unused by `every`
     assert _hash(tmp_path, **{"eval.every": 2}) != base
 
@@ -186,13 +255,26 @@ def test_adaptive_run_hash_ignores_every_and_counter(tmp_path):
     assert adaptive != _hash(tmp_path)
     assert _hash(tmp_path, **ADAPTIVE, **{"eval.every": 7}) == adaptive
     assert _hash(tmp_path, **ADAPTIVE, **{"eval.counter": "per_phase"}) == adaptive
-    for key, value in (("eval.dense", 4), ("eval.growth", 2.0), ("eval.max_every", 5)):
+    changed = (
+        ("eval.dense", 4),
+        ("eval.growth", 2.0),
+        ("eval.max_every", 5),
+        ("eval.refine", 0.02),
+    )
+    for key, value in changed:
         assert _hash(tmp_path, **{**ADAPTIVE, key: value}) != adaptive, key
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("eval.growth", 0.5), ("eval.max_every", 0), ("eval.dense", -1), ("eval.schedule", "sparse")],
+    [
+        ("eval.growth", 0.5),
+        ("eval.max_every", 0),
+        ("eval.dense", -1),
+        ("eval.schedule", "sparse"),
+        ("eval.refine", 0),
+        ("eval.refine", 1.5),
+    ],
 )
 def test_adaptive_settings_are_validated(tmp_path, field, value):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")) as info:
@@ -303,3 +385,64 @@ def test_metrics_on_a_non_uniform_record_set():
     assert summary["wf_10"] == approx(0.25)
     # final accuracy: the full rows of the last phase, (0.87 + 0.89 + 0.85) / 3
     assert summary["final_acc"] == approx(2.61 / 3)
+
+
+# --------------------------------------------------------------------------- refine in a run
+
+
+REFINE = {**ADAPTIVE, "eval.dense": 2, "eval.refine": 0.05}
+
+
+def test_refine_run_resumes_where_the_uninterrupted_run_evaluates(tmp_path):
+    """The schedule's position travels in the checkpoint: stopped inside phases (after an
+    evaluation the refinement moved, and between evaluations), the resumed run evaluates at the
+    same steps and writes the same records."""
+    config = build_config(None, fast_overrides(tmp_path, **ER, **REFINE))
+    reference = Experiment(prepare(config))
+    reference.run()
+    steps = subset_steps(reference)
+    plain = subset_steps(experiment(tmp_path / "plain", **ER, **{**ADAPTIVE, "eval.dense": 2}))
+    assert len(steps) > len(plain), "refine must add evaluations here"
+    stops = {18, 21, 35}  # inside phases 1 and 2
+    path = tmp_path / CHECKPOINT_FILE
+    for _ in range(len(stops) + 1):
+        exp = Experiment(prepare(config))
+        if path.exists():
+            exp.restore(*load_checkpoint(path))
+        now = [0]
+
+        def on_update(step: int, now: list[int] = now) -> None:
+            now[0] = step
+
+        def should_stop(now: list[int] = now) -> str | None:
+            return "SIGTERM" if now[0] in stops else None
+
+        try:
+            exp.run(on_update, Checkpointer(path, 0, True), should_stop)
+        except RunInterrupted as stop:
+            stops.discard(stop.position.step)
+            continue
+        break
+    assert not stops
+    pd.testing.assert_frame_equal(exp.log.frame(), reference.log.frame())
+
+
+def test_resume_from_a_checkpoint_without_schedule_state(tmp_path):
+    """Checkpoints written before the schedule kept a state: without refine, the position in the
+    phase is recomputed from the steps."""
+    config = build_config(None, fast_overrides(tmp_path, **ER, **ADAPTIVE))
+    reference = Experiment(prepare(config))
+    reference.run()
+    path = tmp_path / CHECKPOINT_FILE
+    exp = Experiment(prepare(config))
+    with pytest.raises(RunInterrupted):
+        exp.run(
+            None, Checkpointer(path, 0, True), lambda: "SIGTERM" if exp.loop.step == 21 else None
+        )
+    position, checkpoint = load_checkpoint(path)
+    for half in ("current", "phase_start"):
+        del checkpoint[half]["schedule"]
+    resumed = Experiment(prepare(config))
+    resumed.restore(position, checkpoint)
+    resumed.run()
+    pd.testing.assert_frame_equal(resumed.log.frame(), reference.log.frame())
