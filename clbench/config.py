@@ -18,7 +18,7 @@ import types
 import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -57,6 +57,42 @@ class TrainConfig(_Section):
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay")
     drop_last: bool = Field(False, description="Drop the last incomplete batch of each epoch")
+    augment: Literal["none", "crop_flip", "resized_crop_flip"] = Field(
+        "none",
+        description="Augmentation of every training batch (new and replayed samples), on the "
+        "device with the run's seeded generator: crop_flip = the CIFAR standard (4-px padded "
+        "random crop + horizontal flip), resized_crop_flip = RandomResizedCrop + flip "
+        "(clbench.data.augment); evaluation data is never augmented",
+    )
+    scheduler: Literal["none", "multistep", "cosine"] = Field(
+        "none",
+        description="Learning-rate schedule, a function of the loop position "
+        "(clbench.strategy.lr_schedule): multistep (gamma at each milestone epoch) or cosine "
+        "(to min_lr_ratio), both after warmup_epochs of linear warm-up",
+    )
+    scheduler_scope: Literal["phase", "run"] = Field(
+        "phase",
+        description="Restart the schedule every phase (Mammoth, PTM papers) or span the run",
+    )
+    milestones: list[Annotated[int, Field(ge=1, le=MAX_EPOCHS)]] = Field(
+        default_factory=list,
+        description="multistep: epochs (of the phase, or of the run with scope run) at which the "
+        "rate is multiplied by gamma",
+    )
+    gamma: float = Field(0.1, gt=0, le=1, description="multistep: factor at each milestone")
+    warmup_epochs: float = Field(
+        0.0, ge=0, le=MAX_EPOCHS, description="Linear warm-up length, in epochs of the scope"
+    )
+    min_lr_ratio: float = Field(
+        0.0, ge=0, lt=1, description="cosine: the final rate as a fraction of the base rate"
+    )
+    grad_clip: float | None = Field(
+        None, gt=0, description="Clip the gradients' global L2 norm to this (unset: no clipping)"
+    )
+    channels_last: bool = Field(
+        False, description="Convolutional models in channels_last memory format (faster on GPUs)"
+    )
+    compile: bool = Field(False, description="torch.compile the model (Module.compile, in place)")
 
 
 class EvalConfig(_Section):
@@ -176,8 +212,10 @@ class RunConfig(_Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of everything (derived per purpose)")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16 = autocast mixed precision"
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="Autocast mixed precision: bf16, or fp16 with loss scaling (a GradScaler; "
+        "for GPUs without bf16 such as V100/T4)",
     )
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms")
     threads: int | None = Field(
@@ -497,25 +535,42 @@ def config_hash(config: RunConfig) -> str:
     if not payload["plugins"]:
         del payload["plugins"]  # runs without plugins keep the names they had before plugins
     payload["eval"] = normalized_eval(payload["eval"])
+    payload["train"] = without_later_defaults("train", payload["train"])
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
 ADAPTIVE_KEYS = ("schedule", "dense", "growth", "max_every", "refine")
-# keys added to `eval` after runs were made: left out of the hash at their default, so those runs
-# keep their names and compare equal to runs made before the key existed
-LATER_EVAL_DEFAULTS = {"precision": "train", "refine": None}
+# keys added to a section after runs were made: left out of the hash at their default, so those
+# runs keep their names and compare equal to runs made before the key existed
+LATER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "eval": {"precision": "train", "refine": None},
+    "train": {
+        "augment": "none",
+        "scheduler": "none",
+        "scheduler_scope": "phase",
+        "milestones": [],
+        "gamma": 0.1,
+        "warmup_epochs": 0.0,
+        "min_lr_ratio": 0.0,
+        "grad_clip": None,
+        "channels_last": False,
+        "compile": False,
+    },
+}
+
+
+def without_later_defaults(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of ``section`` less the later-added keys at their defaults."""
+    later = LATER_DEFAULTS.get(section, {})
+    return {k: v for k, v in values.items() if k not in later or v != later[k]}
 
 
 def normalized_eval(section: dict[str, Any]) -> dict[str, Any]:
     """The ``eval`` section as it identifies a run: the adaptive schedule's settings only when
     it is used, so `every` runs keep the hash (and compare equal to runs made before
     ``eval.schedule`` existed)."""
-    section = {
-        k: v
-        for k, v in section.items()
-        if k not in LATER_EVAL_DEFAULTS or v != LATER_EVAL_DEFAULTS[k]
-    }
+    section = without_later_defaults("eval", section)
     if section.get("schedule", "every") == "every":
         return {k: v for k, v in section.items() if k not in ADAPTIVE_KEYS}
     return {k: v for k, v in section.items() if k not in ("every", "counter")}  # unused

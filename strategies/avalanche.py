@@ -685,6 +685,7 @@ def _register(method: str, spec: MethodSpec) -> type[AvalancheStrategy]:
                 routes=frozenset({MODEL})
                 if spec.mode == "loader"
                 else frozenset({TRAIN_BATCHES, MODEL}),
+                steps_through_api=False,  # Avalanche runs its own backward and optimizer step
             ),
             "__module__": __name__,
             "__doc__": f"Avalanche's `{spec.avalanche_class}` through the clbench adapter.",

@@ -27,6 +27,7 @@ from clbench.data.source import resolve_data_root
 from clbench.data.stream import StreamData
 from clbench.engine.checkpoint import Checkpointer, Position, cloned, make_checkpoint
 from clbench.engine.evaluator import ContinualEvaluator
+from clbench.engine.recipe import BatchAugmenter, check_augment_data, check_recipe
 from clbench.engine.records import RecordLog
 from clbench.engine.schedule import EvalSchedule
 from clbench.engine.seeding import derived_seeds, seed_globals, torch_settings
@@ -42,6 +43,8 @@ from clbench.strategy import (
     Strategy,
     StrategyContext,
 )
+from clbench.strategy.lr_schedule import apply_lr, lr_factor
+from clbench.strategy.stepper import Stepper
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,6 +109,7 @@ def prepare(config: RunConfig) -> Prepared:
     model_builder.check()
     if strategy.cls.capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
         raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
+    check_recipe(config, device, strategy_name, strategy.cls.capabilities)
 
     data_name, data_params = component(config, "data")
     source = DATASETS.get(data_name)(
@@ -117,6 +121,7 @@ def prepare(config: RunConfig) -> Prepared:
 
     scenario_name, scenario_params = component(config, "scenario")
     plan = SCENARIOS.get(scenario_name)(scenario_params).build(dataset, seeds["scenario"])
+    check_augment_data(config, dataset)
     learner = strategy.build()
     problems = learner.problems_with(plan)
     if problems:
@@ -178,6 +183,8 @@ class Experiment:
             self.model = prepared.model.build(
                 prepared.dataset.input_shape, prepared.plan.num_outputs
             ).to(self.device)
+            if cfg.train.channels_last:
+                self._to_channels_last()
             self.data = StreamData(prepared.dataset, prepared.plan, self.device)
             self.strategy: Strategy = prepared.strategy.build()
             self.plugins = PluginChain([c.build() for c in prepared.plugins])
@@ -189,6 +196,8 @@ class Experiment:
                     plugin.setup(self.ctx, self.strategy)
             except ConfigError as exc:  # bad input the model revealed, not a run failure
                 raise SetupConfigError(exc.field, exc.value, exc.allowed) from None
+            if cfg.train.compile:
+                self.model.compile()  # in place: state_dict keys and strategies' references stay
         self.data_generator = torch.Generator().manual_seed(prepared.seeds["data_order"])
         self.log = RecordLog()
         self.evaluator = ContinualEvaluator(
@@ -225,6 +234,8 @@ class Experiment:
             batch_size=t.batch_size,
             generator=torch.Generator().manual_seed(prepared.seeds["strategy"]),
             plugins=self.plugins,
+            stepper=Stepper(self.device, prepared.config.precision == "fp16", t.grad_clip),
+            augment=BatchAugmenter(t.augment, prepared.dataset, prepared.seeds["augment"]),
         )
         # `training_parts` runs before setup and may read the context's plan (Strategy docs)
         self.strategy.ctx = ctx
@@ -256,9 +267,21 @@ class Experiment:
         )
 
     def _precision(self, precision: str) -> contextlib.AbstractContextManager[Any]:
-        if precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+            return torch.autocast(self.device.type, dtype=dtype)
         return contextlib.nullcontext()
+
+    def _to_channels_last(self) -> None:
+        if not any(p.dim() == 4 for p in self.model.parameters()):
+            model = self.prepared.config.model["name"]
+            raise SetupConfigError(
+                "train.channels_last",
+                True,
+                f"false for model {model!r}: it has no convolution (no 4-d weights) whose memory "
+                "format could change",
+            )
+        self.model.to(memory_format=torch.channels_last)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -400,7 +423,10 @@ class Experiment:
         loop = self.loop
         loop.step += 1
         loop.phase_step += 1
-        batch = self.plugins.train_batch(self.data.make_batch(index, task))
+        batch = self.plugins.train_batch(self.ctx.augment(self.data.make_batch(index, task)))
+        train = self.prepared.config.train
+        if train.scheduler != "none":
+            apply_lr(self.strategy.optimizer, lr_factor(train, loop))
         for plugin in self.plugins:
             plugin.before_update(batch, loop)
         with self._autocast():
@@ -567,11 +593,13 @@ class Experiment:
             "rng": {
                 "data_order": self.data_generator.get_state(),
                 "strategy": self.ctx.generator.get_state(),
+                "augment": self.ctx.augment.generator.get_state(),
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             },
             "timing": dataclasses.asdict(self.timing),
             "schedule": self.schedule.state_dict(),
+            "stepper": self.ctx.stepper.state_dict(),
             "train_losses": torch.stack(self.train_losses).cpu() if self.train_losses else None,
         }
 
@@ -587,6 +615,10 @@ class Experiment:
         self.log.load_state_dict(state["records"])
         self.data_generator.set_state(state["rng"]["data_order"])
         self.ctx.generator.set_state(state["rng"]["strategy"])
+        if "augment" in state["rng"]:  # checkpoints from before train.augment: never drawn
+            self.ctx.augment.generator.set_state(state["rng"]["augment"])
+        if "stepper" in state:
+            self.ctx.stepper.load_state_dict(state["stepper"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])

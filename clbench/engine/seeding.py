@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-PURPOSES = ("scenario", "model", "data_order", "strategy", "eval_subsets")
+PURPOSES = ("scenario", "model", "data_order", "strategy", "eval_subsets", "augment")
 
 
 def derive_seed(seed: int, purpose: str) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from clbench.config import normalized_eval
+from clbench.config import normalized_eval, without_later_defaults
 from clbench.engine.run_dir import FINISHED, FINISHED_FILES, STATUS_FILE, verify_files
 from clbench.errors import ConfigError, CorruptedResultError
 
@@ -267,6 +267,8 @@ def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if name == "eval" and isinstance(value, dict):
             value = normalized_eval(value)  # `every` runs: no adaptive-schedule keys
+        if name == "train" and isinstance(value, dict):
+            value = without_later_defaults("train", value)  # as runs before the recipe keys
         if name == "plugins":  # {view_batch: {...}} -> plugins.name "view_batch" + parameters
             if value:
                 flat["plugins.name"] = "+".join(value)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +41,7 @@ from clbench.data.stream import Batch, StreamData
 from clbench.scenario.plan import PhasePart, ScenarioPlan
 from clbench.strategy.loop import LoopState
 from clbench.strategy.plugin import ROUTES, PluginChain
+from clbench.strategy.stepper import Stepper
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Capabilities:
     needs_pretrained: bool = False
     # what the strategy passes through the API helpers, so plugins reach it (plugin.ROUTES)
     routes: frozenset[str] = ROUTES
+    # updates go through `Strategy.step` (so `train.grad_clip` and fp16 loss scaling apply)
+    steps_through_api: bool = True
 
     def problems_with(self, plan: ScenarioPlan) -> list[str]:
         problems = []
@@ -94,6 +97,10 @@ class StrategyContext:
     # where the loop is; complete (its plan included) when `Strategy.setup` is called
     loop: LoopState = None  # type: ignore[assignment]
     plugins: PluginChain = dataclasses.field(default_factory=PluginChain)
+    # backward, clipping, loss scaling and the optimizer step of `Strategy.step`
+    stepper: Stepper = dataclasses.field(default_factory=Stepper)
+    # the run's training augmentation (`train.augment`), applied to every training batch
+    augment: Callable[[Batch], Batch] = lambda batch: batch
 
 
 class Strategy(ABC):
@@ -177,18 +184,18 @@ class Strategy(ABC):
         return loss if term is None else loss + term
 
     def make_batch(self, index: torch.Tensor, task: torch.Tensor) -> Batch:
-        """A training batch of dataset ``index`` (e.g. replayed from memory), through plugins."""
-        return self.ctx.plugins.train_batch(self.data.make_batch(index, task))
+        """A training batch of dataset ``index`` (e.g. replayed from memory): augmented as the
+        run's training batches are (`train.augment`), then through the plugins."""
+        return self.ctx.plugins.train_batch(self.ctx.augment(self.data.make_batch(index, task)))
 
     def sample_memory(self, memory: Any, n: int) -> torch.Tensor:
         """Positions of ``memory`` to replay this update (a plugin may compose the draw)."""
         return self.ctx.plugins.memory_draw(memory, n, self.ctx.generator)
 
     def step(self, loss: torch.Tensor) -> None:
-        """Backward and optimizer step (the common tail of `observe`)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        """Backward and optimizer step (the common tail of `observe`), with the run's gradient
+        clipping and fp16 loss scaling (`clbench.strategy.stepper`)."""
+        self.ctx.stepper.step(loss, self.optimizer)
 
     def report(self) -> dict[str, Any]:
         """Strategy-specific facts for ``summary.json`` (under ``strategy_report``)."""

@@ -301,9 +301,7 @@ class HyperInterval(Strategy):
             reg = diff.pow(2).sum() / (len(prev) * outputs)
             scale = len(prev) if cfg.reg_scaling == "official" else 1
             loss = loss + cfg.beta * reg / max(1, scale)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         self.it += 1
         self._cache.clear()
         loss = loss.detach()
