@@ -132,7 +132,9 @@ def test_grad_clip_bounds_each_step(tmp_path):
 
     def on_update(step: int) -> None:
         now = [p.detach().clone() for p in exp.model.parameters()]
-        moves.append(math.sqrt(sum(float((a - b).pow(2).sum()) for a, b in zip(now, before))))
+        moves.append(
+            math.sqrt(sum(float((a - b).pow(2).sum()) for a, b in zip(now, before, strict=True)))
+        )
         before[:] = now
 
     exp.run(on_update=on_update)
@@ -247,7 +249,7 @@ def test_recipe_defaults_keep_run_hashes(tmp_path):
 
 
 def test_recipe_settings_are_validated():
-    with pytest.raises(ConfigError, match="train.min_lr_ratio"):
+    with pytest.raises(ConfigError, match=r"train\.min_lr_ratio"):
         build_config(None, ["train.min_lr_ratio=1"])
 
 
