@@ -217,6 +217,15 @@ class RunConfig(_Section):
         description="Autocast mixed precision: bf16, or fp16 with loss scaling (a GradScaler; "
         "for GPUs without bf16 such as V100/T4)",
     )
+    storage: Literal["auto", "device", "host"] = Field(
+        "auto",
+        description="Where the dataset lives: on the device (batches gathered there), in host "
+        "memory (each batch gathered, pinned and copied over), or auto: on the device when both "
+        "splits take at most storage_device_fraction of its memory. Never changes results",
+    )
+    storage_device_fraction: float = Field(
+        0.25, gt=0, le=1, description="auto storage: the share of device memory data may take"
+    )
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms")
     threads: int | None = Field(
         None,
@@ -525,7 +534,7 @@ def build_config(path: str | Path | None = None, overrides: list[str] | None = N
 
 # Sections that never change a run's results (where they are written, when checkpoints are
 # saved): left out of the run hash, and of what tells runs apart in labels (clbench.results.labels).
-HASH_EXCLUDED = frozenset({"output", "checkpoint"})
+HASH_EXCLUDED = frozenset({"output", "checkpoint", "storage", "storage_device_fraction"})
 
 
 def config_hash(config: RunConfig) -> str:

@@ -348,6 +348,7 @@ def _summary(
             "eval_time_s": round(timing.eval_s, 3),
             "checkpoint_time_s": round(timing.checkpoint_s, 3),
             **peak_memory(experiment.device, memory_start),
+            "data_storage": experiment.storage,
             "phase_end_steps": timing.phase_end_steps,
             "buffer_size": sum(len(m) for m in memories),
             "buffer_bytes": sum(m.nbytes for m in memories),

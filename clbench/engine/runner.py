@@ -24,7 +24,7 @@ import torch
 from clbench.config import RunConfig, component, config_hash, plugin_params
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import resolve_data_root
-from clbench.data.stream import StreamData
+from clbench.data.stream import Storage, StreamData, split_bytes
 from clbench.engine.checkpoint import Checkpointer, Position, cloned, make_checkpoint
 from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.recipe import BatchAugmenter, check_augment_data, check_recipe
@@ -57,6 +57,17 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", name, "auto or cpu (no CUDA device is available)")
     return device
+
+
+def resolve_storage(config: RunConfig, dataset: InMemoryDataset, device: torch.device) -> Storage:
+    """``storage=auto``: the device when it is the host or the data fits its share of it."""
+    if config.storage != "auto":
+        return config.storage
+    if device.type != "cuda":
+        return "device"  # host memory either way: the in-place gather is the fast path
+    total = torch.cuda.get_device_properties(device).total_memory
+    size = split_bytes(dataset.train) + split_bytes(dataset.test)
+    return "device" if size <= config.storage_device_fraction * total else "host"
 
 
 @dataclass(frozen=True)
@@ -185,7 +196,8 @@ class Experiment:
             ).to(self.device)
             if cfg.train.channels_last:
                 self._to_channels_last()
-            self.data = StreamData(prepared.dataset, prepared.plan, self.device)
+            self.storage = resolve_storage(cfg, prepared.dataset, self.device)
+            self.data = StreamData(prepared.dataset, prepared.plan, self.device, self.storage)
             self.strategy: Strategy = prepared.strategy.build()
             self.plugins = PluginChain([c.build() for c in prepared.plugins])
             self.ctx = self._context()
