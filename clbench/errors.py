@@ -54,6 +54,10 @@ class SetupConfigError(ConfigError):
     before the first update."""
 
 
+class MissingFileError(ConfigError):
+    """A config names a file (e.g. pretrained weights) that does not exist."""
+
+
 class DataNotFoundError(ClbenchError, FileNotFoundError):
     """Dataset files are missing and cannot be downloaded."""
 

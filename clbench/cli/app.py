@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, list missing data and weight files, and describe the plan (tasks, "
+        "updates, evaluations, memory) without training or writing anything; exit 2 if a file "
+        "is missing",
+    )
     run.set_defaults(handler=_cmd_run)
 
     lst = sub.add_parser(
@@ -138,6 +145,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
         return 0
+    if args.dry_run:
+        return _dry_run(config)
     check_output_root(config.output.root)  # before the data loads, not after
     if not args.force:
         _check_finished_folder(config)
@@ -164,6 +173,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if outcome.resumed_from is not None:
         print(f"resumed from the checkpoint at {outcome.resumed_from.describe()}")
     print_summary(outcome.summary, outcome.path, skipped=outcome.skipped)
+    return 0
+
+
+def _dry_run(config: RunConfig) -> int:
+    from clbench.engine.dry_run import dry_run
+
+    report = dry_run(config)
+    if report.missing:
+        print(
+            "clbench: the config is valid, but the run needs files that are missing:",
+            file=sys.stderr,
+        )
+        for message in report.missing:
+            print(f"  missing: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print("\n".join(report.lines))
     return 0
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from clbench.errors import ConfigError, IncompatibleError
+from clbench.errors import ConfigError, IncompatibleError, MissingFileError
 from clbench.models.base import ContinualModel, ModelBuilder, image_shape
 from clbench.registry import MODELS
 
@@ -161,7 +161,7 @@ class TimmModel(ModelBuilder):
             return
         if not path.is_file():
             why = "is a directory" if path.is_dir() else "does not exist"
-            raise ConfigError(
+            raise (ConfigError if path.is_dir() else MissingFileError)(
                 self.field("pretrained"),
                 value,
                 f"{_PRETRAINED_ALLOWED}; {path.resolve()} {why}. Put the weights file there (e.g. "
