@@ -10,8 +10,8 @@ nothing has to be checkpointed.
   ``--lr_milestones`` (Buzzega et al., NeurIPS 2020; aimagelab/mammoth, ``utils/training.py``:
   ``MultiStepLR`` stepped once per epoch of each task).
 - ``cosine``: half a cosine from 1 down to ``min_lr_ratio`` over the scope's updates, after a
-  linear warm-up; the schedule of the pretrained-model papers, restarted each task (e.g. SLCA,
-  Zhang et al., ICCV 2023, Sec. 5.1: "cosine annealing").
+  linear warm-up (cosine annealing without restarts: Loshchilov & Hutter, "SGDR", ICLR 2017,
+  Eq. 5; restarted each task with scope ``phase``).
 - warm-up (any scheduler but ``none``): over the first ``warmup_epochs`` epochs of the scope, the
   k-th update (1-based) gets ``k / W`` of the rate, W the warm-up's updates.
 """

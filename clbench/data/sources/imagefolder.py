@@ -9,29 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
-from clbench.data.sources._common import CorruptDataError, channel_stats, stratified_split
+from clbench.data.sources._common import (
+    IMAGE_SUFFIXES,
+    channel_stats,
+    class_images,
+    decode_images,
+    image_size_of,
+    stratified_split,
+)
 from clbench.errors import DataNotFoundError
 from clbench.registry import DATASETS
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-def _class_images(folder: Path) -> dict[str, list[Path]]:
-    """Class name -> sorted image files below it, for each subfolder holding at least one image."""
-    classes: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        images = sorted(
-            p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        )
-        if images:
-            classes[sub.name] = images
-    return classes
 
 
 @DATASETS.register("imagefolder")
@@ -78,7 +70,7 @@ class ImageFolder(DataSource):
             )
         folders = [path / "train", path / "test"] if self._has_splits() else [path]
         for folder in folders:
-            if not _class_images(folder):
+            if not class_images(folder):
                 raise DataNotFoundError(
                     f"imagefolder: {folder} has no class subfolders with images "
                     f"({', '.join(sorted(IMAGE_SUFFIXES))}); expected {folder}/<class>/<image>"
@@ -91,22 +83,20 @@ class ImageFolder(DataSource):
         self.check_available()
         cfg = self.config
         if self._has_splits():
-            train_files = _class_images(self.path / "train")
-            test_files = _class_images(self.path / "test")
+            train_files = class_images(self.path / "train")
+            test_files = class_images(self.path / "test")
         else:
-            train_files, test_files = _class_images(self.path), {}
+            train_files, test_files = class_images(self.path), {}
         class_names = tuple(sorted(set(train_files) | set(test_files)))
         label_of = {name: label for label, name in enumerate(class_names)}
         first = next(iter(train_files.values()))[0]
-        size = (cfg.image_size, cfg.image_size) if cfg.image_size else self._size_of(first)
+        size = (cfg.image_size, cfg.image_size) if cfg.image_size else image_size_of(first)
 
         def decode(files: dict[str, list[Path]]) -> Split:
             items = [(path, label_of[name]) for name, paths in files.items() for path in paths]
-            x = np.empty((len(items), cfg.channels, *size), dtype=np.uint8)
-            for i, (path, _) in enumerate(items):
-                x[i] = self._decode(path, size)
-            y = np.array([label for _, label in items], dtype=np.int64)
-            return Split(torch.from_numpy(x), torch.from_numpy(y))
+            x = decode_images([path for path, _ in items], size, cfg.channels)
+            y = torch.tensor([label for _, label in items], dtype=torch.int64)
+            return Split(x, y)
 
         train, test = decode(train_files), decode(test_files)
         if not test_files:
@@ -126,28 +116,3 @@ class ImageFolder(DataSource):
             mean=mean,
             std=std,
         )
-
-    @staticmethod
-    def _size_of(path: Path) -> tuple[int, int]:
-        from PIL import Image
-
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except (OSError, ValueError) as exc:
-            raise CorruptDataError(path, f"is not a readable image ({exc})") from exc
-        return height, width
-
-    def _decode(self, path: Path, size: tuple[int, int]) -> np.ndarray:
-        """One image as uint8 ``[C, H, W]`` with the configured channels and size."""
-        from PIL import Image
-
-        try:
-            with Image.open(path) as image:
-                converted = image.convert("L" if self.config.channels == 1 else "RGB")
-            if converted.size != (size[1], size[0]):
-                converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(converted, dtype=np.uint8)
-        except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
-            raise CorruptDataError(path, f"is not a readable image ({exc})") from exc
-        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
