@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 EXIT_FAILED_RUNS = 1
 EXIT_INTERRUPTED = 130
+DEFAULT_SLURM_TIME_MIN = 60  # clbench.sweep.slurm.DEFAULT_TIME_MIN (not imported: submitit)
+SLURM_FLAGS = ("slurm_partition", "slurm_time", "slurm_array_parallelism", "slurm_folder")
 
 
 class SweepTerminated(KeyboardInterrupt):
@@ -62,7 +64,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def add_command(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser(
         "sweep",
-        help="run a suite: grids x seeds x entries on a process pool or Ray",
+        help="run a suite: grids x seeds x entries on a process pool, Ray or SLURM",
         description="Expand SUITE (YAML: base config, overrides, grid, axes, entries, seeds, "
         "optional pretrain steps and GTEP protocol) into validated runs and run them. Finished "
         "runs are skipped, so the same command resumes an interrupted sweep.",
@@ -78,9 +80,47 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--seeds", help='seeds replacing the suite\'s: "0-4" or "0,2,5"')
     sweep.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     sweep.add_argument(
-        "--executor", choices=["local", "ray"], default="local", help="process pool or Ray tasks"
+        "--executor",
+        choices=["local", "ray", "slurm"],
+        default="local",
+        help="process pool, Ray tasks or SLURM array jobs (submitit)",
     )
     sweep.add_argument("--address", help="Ray cluster address (default: start a local cluster)")
+    sweep.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs each run gets (default 0: CPU runs); a fraction below 1 shares a GPU "
+        "(0.5: 2 runs per GPU), above 1 a whole number",
+    )
+    slurm = sweep.add_argument_group("SLURM (--executor slurm)")
+    slurm.add_argument("--slurm-partition", metavar="NAME", help="partition (default: SLURM's)")
+    slurm.add_argument(
+        "--slurm-time",
+        type=int,
+        metavar="MIN",
+        help=f"time limit per run in minutes (default {DEFAULT_SLURM_TIME_MIN}); a run that "
+        "reaches it checkpoints and is requeued",
+    )
+    slurm.add_argument(
+        "--slurm-array-parallelism",
+        type=int,
+        metavar="N",
+        help="runs of the array at once (default: submitit's, 256)",
+    )
+    slurm.add_argument(
+        "--slurm-folder",
+        metavar="DIR",
+        help="submitit's job files and logs (default: <results root>/slurm)",
+    )
+    slurm.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a further #SBATCH option (repeatable), e.g. --slurm-option account=myproject",
+    )
     sweep.add_argument(
         "--dry-run", action="store_true", help="expand and check, list the runs, run nothing"
     )
@@ -102,6 +142,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("--address", args.address, "only with --executor ray")
     if args.report and Path(args.report).suffix.lower() not in FORMAT_BY_SUFFIX:
         raise ConfigError("--report", args.report, "a file ending in .md, .tex, .csv or .html")
+    devices = _check_execution_options(args)
 
     loaded = load_suite(args.suite)
     grid = dict(parse_grid_option(option) for option in args.grid)
@@ -125,7 +166,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         runnable = {id(run) for run in checked.runnable}
         runs = [run for run in expansion.runs if id(run) in runnable]
 
-        sweep = _Sweep(loaded, args)
+        sweep = _Sweep(loaded, args, devices)
         try:
             with sweep.executor:
                 if protocol is None:
@@ -153,18 +194,94 @@ def run_sweep(args: argparse.Namespace) -> int:
     return EXIT_FAILED_RUNS if sweep.state.failed() else 0
 
 
+def _check_execution_options(args: argparse.Namespace) -> list[str]:
+    """Check ``--gpus-per-run`` and the SLURM options before anything else (exit 2, nothing
+    written); the local pool's GPU slots (`clbench.sweep.devices.gpu_slots`), else []."""
+    from clbench.errors import ConfigError
+    from clbench.sweep.devices import check_gpus_per_run, local_gpu_slots
+
+    executor = args.executor
+    gpus = check_gpus_per_run(args.gpus_per_run, executor)
+    for flag in SLURM_FLAGS:
+        value = getattr(args, flag, None)
+        if value is not None and executor != "slurm":
+            raise ConfigError(_flag(flag), value, "only with --executor slurm")
+    if args.slurm_option and executor != "slurm":
+        raise ConfigError("--slurm-option", args.slurm_option[0], "only with --executor slurm")
+    if executor == "slurm":
+        for flag in ("slurm_time", "slurm_array_parallelism"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise ConfigError(_flag(flag), value, "an integer >= 1")
+        if args.jobs != 1:
+            raise ConfigError(
+                "--jobs",
+                args.jobs,
+                "1 with --executor slurm (how many runs run at once is --slurm-array-parallelism)",
+            )
+        _slurm_options_mapping(args.slurm_option)
+        slurm = _slurm_module()
+        slurm.check_slurm_available(slurm.slurm_cluster())
+    # the local pool, and a Ray cluster this sweep starts, use this machine's GPUs
+    if gpus and (executor == "local" or (executor == "ray" and not args.address)):
+        slots = local_gpu_slots(gpus)
+        return slots if executor == "local" else []
+    return []
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _slurm_options_mapping(options: list[str]) -> dict[str, str]:
+    """``--slurm-option KEY=VALUE`` as submitit's ``slurm_additional_parameters``."""
+    from clbench.errors import ConfigError
+
+    mapping = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key or not value.strip():
+            raise ConfigError(
+                "--slurm-option",
+                option,
+                "KEY=VALUE, an sbatch option without its --, e.g. qos=high",
+            )
+        mapping[key.replace("-", "_")] = value.strip()
+    return mapping
+
+
+def _slurm_module() -> Any:
+    """`clbench.sweep.slurm`, or `ConfigError` when submitit (an optional extra) is missing."""
+    from clbench.errors import ConfigError
+
+    try:
+        from clbench.sweep import slurm
+    except ImportError as exc:
+        if not (exc.name or "").startswith("submitit"):
+            raise
+        raise ConfigError(
+            "--executor", "slurm", 'local or ray (or install submitit: pip install -e ".[slurm]")'
+        ) from None
+    return slurm
+
+
 def _resume_command(args: argparse.Namespace) -> str:
     """The command that continues this sweep (finished runs are skipped, interrupted resumed)."""
     words = ["clbench", "sweep", args.suite]
     for option in args.grid:
         words += ["--grid", option]
-    for flag in ("seeds", "address", "report"):
-        if getattr(args, flag, None):
-            words += [f"--{flag}", str(getattr(args, flag))]
+    for flag in ("seeds", "address", "report", *SLURM_FLAGS):
+        if getattr(args, flag, None) is not None:
+            words += [_flag(flag), str(getattr(args, flag))]
+    for option in getattr(args, "slurm_option", None) or ():
+        words += ["--slurm-option", option]
     if args.jobs != 1:
         words += ["--jobs", str(args.jobs)]
     if args.executor != "local":
         words += ["--executor", args.executor]
+    if getattr(args, "gpus_per_run", 0):
+        words += ["--gpus-per-run", f"{args.gpus_per_run:g}"]
     return shlex.join(words)
 
 
@@ -190,18 +307,26 @@ def _run_gtep(sweep: _Sweep, runs: list[PlannedRun], select: GtepSelect) -> list
 class _Sweep:
     """Runs batches of planned runs on the chosen executor, keeping ``sweep.json`` current."""
 
-    def __init__(self, loaded: LoadedSuite, args: argparse.Namespace) -> None:
+    def __init__(
+        self, loaded: LoadedSuite, args: argparse.Namespace, gpu_slots: list[str] | None = None
+    ) -> None:
         from clbench.sweep.executors import LocalExecutor, RayExecutor
         from clbench.sweep.state import SweepState
 
         self.loaded = loaded
         threads = loaded.suite.threads
-        self.executor = (
-            RayExecutor(args.jobs, threads, args.address)
-            if args.executor == "ray"
-            else LocalExecutor(args.jobs, threads)
-        )
-        options = {k: getattr(args, k) for k in ("grid", "seeds", "jobs", "executor", "address")}
+        gpus = float(getattr(args, "gpus_per_run", 0.0) or 0.0)
+        self.executor: Any
+        if args.executor == "ray":
+            self.executor = RayExecutor(args.jobs, threads, args.address, gpus)
+        elif args.executor == "slurm":
+            self.executor = _slurm_executor(loaded, args, int(gpus))
+        else:
+            self.executor = LocalExecutor(args.jobs, threads, gpu_slots or (), gpus)
+        keys = ("grid", "seeds", "jobs", "executor", "address", "gpus_per_run")
+        options = {k: getattr(args, k, None) for k in keys}
+        if args.executor == "slurm":
+            options.update({k: getattr(args, k) for k in (*SLURM_FLAGS, "slurm_option")})
         self.state = SweepState(loaded, options)
 
     def execute(self, runs: list[PlannedRun], label: str) -> None:
@@ -255,6 +380,24 @@ class _Sweep:
             for row in failed:
                 print(f"  {row['run_id']}: {row.get('error', '?')}")
         print(f"results: {self.loaded.root} (state: {self.state.path})")
+
+
+def _slurm_executor(loaded: LoadedSuite, args: argparse.Namespace, gpus: int) -> Any:
+    """The SLURM executor of this sweep: its resources from the options, logs under the root."""
+    slurm = _slurm_module()
+    folder = Path(args.slurm_folder) if args.slurm_folder else loaded.root / "slurm"
+    options = slurm.SlurmOptions(
+        folder=folder.absolute(),  # the jobs may start in another directory
+        time_min=args.slurm_time or DEFAULT_SLURM_TIME_MIN,
+        partition=args.slurm_partition,
+        gpus_per_run=gpus,
+        array_parallelism=args.slurm_array_parallelism,
+        cpus_per_task=loaded.suite.threads,
+        additional=_slurm_options_mapping(args.slurm_option),
+        cluster=slurm.slurm_cluster(),
+        job_name=f"clbench-{loaded.suite.name}",
+    )
+    return slurm.SlurmExecutor(options)
 
 
 def _print_plan(runs: list[PlannedRun], checked: Checked, loaded: LoadedSuite) -> None:

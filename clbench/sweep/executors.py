@@ -1,4 +1,5 @@
-"""Where runs execute: a local process pool or Ray tasks, both calling the same `execute_run`.
+"""Where runs execute: a local process pool or Ray tasks (SLURM: `clbench.sweep.slurm`), all
+calling the same `execute_run`.
 
 `execute_run` is the whole worker: one `clbench.engine.job.run_job` call (which skips a finished
 folder, resumes an interrupted one and writes ``status.json`` with the traceback of a failure).
@@ -71,9 +72,22 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> bool:
     return armed
 
 
-def _start_worker(threads: int | None, parent_pid: int | None = None) -> None:
-    """Pool worker start: die with the sweep, limit threads, then import the engine once (not
-    counted in run time).
+def _take_gpu_slot(slots: Any) -> None:
+    """Pin this worker to the GPU(s) of one free slot (a queue holding one ``CUDA_VISIBLE_DEVICES``
+    value per worker), before torch is imported: CUDA reads the variable once, when it starts."""
+    import queue
+
+    try:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slots.get(timeout=60)
+    except queue.Empty:  # more workers than slots: a bug, and sharing a GPU silently is worse
+        raise RuntimeError("no free GPU slot for this sweep worker") from None
+
+
+def _start_worker(
+    threads: int | None, parent_pid: int | None = None, gpu_slots: Any = None
+) -> None:
+    """Pool worker start: die with the sweep, limit threads, take a GPU slot (with
+    ``--gpus-per-run``), then import the engine once (not counted in run time).
 
     Ctrl-C reaches every process of the terminal's group. An idle worker ignores it (the sweep
     cancels what is queued); a running `run_job` installs its own handler, checkpoints and
@@ -86,6 +100,8 @@ def _start_worker(threads: int | None, parent_pid: int | None = None) -> None:
         die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_threads(threads)
+    if gpu_slots is not None:
+        _take_gpu_slot(gpu_slots)
     import clbench.engine.job  # noqa: F401
 
 
@@ -130,18 +146,36 @@ def _folder_status(task: RunTask) -> str | None:
 class LocalExecutor:
     """A process pool of ``jobs`` workers (spawned: no forked torch state, no shared threads).
 
-    Use it as a context manager: the pool starts with the first batch and serves every batch
-    (both GTEP phases) until the ``with`` block ends.
+    With ``gpu_slots`` (`clbench.sweep.devices.gpu_slots`), each worker starts pinned to one
+    slot's device(s) and the pool has at most one worker per slot. Use it as a context manager:
+    the pool starts with the first batch and serves every batch (both GTEP phases) until the
+    ``with`` block ends.
     """
 
-    def __init__(self, jobs: int, threads: int | None) -> None:
-        self.jobs, self.threads = jobs, threads
-        self._pool = None
+    def __init__(
+        self,
+        jobs: int,
+        threads: int | None,
+        gpu_slots: Sequence[str] = (),
+        gpus_per_run: float = 0.0,
+    ) -> None:
+        self.requested_jobs, self.threads = jobs, threads
+        self.gpus_per_run = gpus_per_run
+        # a worker per slot at most: the runs beyond would have no device of their own
+        self.gpu_slots = list(gpu_slots)[:jobs]
+        self.jobs = len(self.gpu_slots) if gpu_slots else jobs
+        self._pool: Any = None
 
     def describe(self) -> str:
-        return (
+        text = (
             f"a local pool of {self.jobs} process(es), {self.threads or 'default'} thread(s) each"
         )
+        if self.gpu_slots:
+            text += f", {self.gpus_per_run:g} GPU(s) per run (CUDA_VISIBLE_DEVICES "
+            text += " | ".join(self.gpu_slots) + ")"
+            if self.jobs < self.requested_jobs:
+                text += f"; --jobs {self.requested_jobs} capped at {self.jobs}, one per GPU slot"
+        return text
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -151,17 +185,32 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def run(self, tasks: Sequence[RunTask], on_result: OnResult) -> None:
+    def _start_pool(self) -> Any:
+        """The pool (started on first use); each worker takes one GPU slot from a queue."""
         import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import ProcessPoolExecutor
 
         if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            slots = None
+            if self.gpu_slots:
+                # the pool never starts more than `jobs` workers (and none replaces a dead one:
+                # the pool is broken then), so one slot per worker is enough
+                slots = context.Queue()
+                for slot in self.gpu_slots:
+                    slots.put(slot)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.jobs,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=_start_worker,
-                initargs=(self.threads, os.getpid()),
+                initargs=(self.threads, os.getpid(), slots),
             )
+        return self._pool
+
+    def run(self, tasks: Sequence[RunTask], on_result: OnResult) -> None:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        self._start_pool()
         # at most `jobs` runs in flight: nothing sits in the pool's queue when Ctrl-C comes
         queue = iter(tasks)
         pending: dict[Future[RunResult], RunTask] = {}
@@ -229,16 +278,37 @@ def _result_of(future: Future[RunResult], task: RunTask) -> RunResult:
 class RayExecutor:
     """The same `execute_run` as Ray tasks, on ``address`` or a local cluster of ``jobs`` CPUs.
 
-    A context manager like `LocalExecutor`: Ray starts with the first batch (unless the caller
-    already initialised it) and a cluster it started is shut down when the block ends.
+    With ``gpus_per_run`` > 0 each task asks Ray for that many GPUs (``num_gpus``; a fraction
+    lets several tasks share one): Ray then sets the task's ``CUDA_VISIBLE_DEVICES`` to its
+    share, where a task asking for none sees no GPU at all. A context manager like
+    `LocalExecutor`: Ray starts with the first batch (unless the caller already initialised it)
+    and a cluster it started is shut down when the block ends.
     """
 
-    def __init__(self, jobs: int, threads: int | None, address: str | None = None) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        threads: int | None,
+        address: str | None = None,
+        gpus_per_run: float = 0.0,
+    ) -> None:
         self.jobs, self.threads, self.address = jobs, threads, address
+        self.gpus_per_run = gpus_per_run
         self._started = False
 
     def describe(self) -> str:
-        return f"Ray ({self.address or f'a local cluster of {self.jobs} CPU(s)'})"
+        text = f"Ray ({self.address or f'a local cluster of {self.jobs} CPU(s)'})"
+        if self.gpus_per_run:
+            text += f", {self.gpus_per_run:g} GPU(s) per run"
+        return text
+
+    def remote_options(self) -> dict[str, Any]:
+        """What each task asks Ray for: one CPU, no retry (a failure is recorded, not rerun), and
+        ``num_gpus`` when runs get GPUs."""
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
+        if self.gpus_per_run:
+            options["num_gpus"] = self.gpus_per_run
+        return options
 
     def __enter__(self) -> RayExecutor:
         return self
@@ -267,11 +337,25 @@ class RayExecutor:
             else:
                 ray.init(num_cpus=self.jobs, include_dashboard=False, **quiet)
             self._started = True
+            self._warn_if_too_few_gpus(ray)
         return ray
+
+    def _warn_if_too_few_gpus(self, ray: ModuleType) -> None:
+        """A task asking for more GPUs than the cluster has waits forever: say so (an
+        autoscaling cluster may still add GPU nodes, so this is no error)."""
+        if not self.gpus_per_run:
+            return
+        total = float(ray.cluster_resources().get("GPU", 0))
+        if total < self.gpus_per_run:
+            print(
+                f"warning: the Ray cluster has {total:g} GPU(s) now; runs asking for "
+                f"{self.gpus_per_run:g} each wait until it has enough",
+                file=sys.stderr,
+            )
 
     def run(self, tasks: Sequence[RunTask], on_result: OnResult) -> None:
         ray = self._ray()
-        remote = ray.remote(num_cpus=1, max_retries=0)(execute_run)
+        remote = ray.remote(**self.remote_options())(execute_run)
         pending = {remote.remote(task): task for task in tasks}
         try:
             while pending:
