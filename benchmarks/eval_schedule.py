@@ -1,18 +1,19 @@
-"""Evaluation schedules: ``eval.schedule=every`` (``eval.every=1``) vs ``adaptive`` (defaults).
+"""Evaluation schedules: ``eval.schedule=every`` (``eval.every=1``) vs ``adaptive`` (defaults),
+``adaptive`` with ``eval.refine=0.05`` and ``adaptive`` with ``eval.precision=bf16``.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/eval_schedule.py [--quick] [--only runs|scaling]
+    OMP_NUM_THREADS=1 python benchmarks/eval_schedule.py [--quick] [--only runs|scaling|pass]
         [--scaling-tasks 5,10,20,50]
 
-Full: about 20 minutes on one core of the 2-core reference machine; ``--quick`` about 3 minutes
+Full: about 30 minutes on one core of the 2-core reference machine; ``--quick`` about 3 minutes
 (shorter phases: its ratios are smaller and its targets are not the issue's, see below).
 Single-threaded (``threads=1``, ``OMP_NUM_THREADS=1``) so that a second process on the shared
 cores distorts it less; every timed run also records the CPU share other processes used
 meanwhile (``load``), and a run above 10% is marked NOISY.
 
-Part 1, same seed under both schedules (evaluation draws no random numbers, so the script asserts
-identical training losses and final parameters, and compares the metrics of the two):
+Part 1, same seed under every schedule (evaluation draws no random numbers, so the script
+asserts identical training losses and final parameters, and compares the metrics with `every`'s):
 
 * Split-Fashion-MNIST, 5 tasks: the stability-gap paper's settings
   (``configs/stability_gap/split_fashion_mnist_er.yaml``: 10 epochs, batch 256, MLP 784-400-400,
@@ -33,14 +34,19 @@ data.test_per_class=500``, class-incremental 2 classes per task, MLP 2x400, batc
 (16 updates per phase), ER with clbench's default 200-slot memory, 1000 evaluation samples per
 task, at 5, 10, 20 and 50 tasks (``--quick``: 5 and 10). Besides ``every`` and ``adaptive`` it
 times ``ends``: only the phase ends (``adaptive`` with ``dense=0 growth=100``), the least
-evaluation a schedule that sees every task once per phase can do.
+evaluation a schedule that sees every task once per phase can do, and ``adaptive+bf16``.
+
+Part 3, the evaluation pass alone: one pass over the Split-Fashion-MNIST subsets by
+``eval.batch_size`` (256, 1024, 4096) and evaluation precision (fp32, bf16), with the largest
+per-task accuracy difference to fp32.
 
 Targets (the issue's; printed PASS/FAIL, measured in this one run): ``adaptive`` makes >= 5x
 fewer evaluations and spends >= 4x less evaluation time than ``every``, with |Δ min-ACC|,
 |Δ WC-ACC| and |Δ gap depth| <= 0.01 on every run of part 1; an ``adaptive`` run costs <= 1.3x its
 training time on the 5-task setting; evaluation is < 1/3 of the run time at 50 tasks with
-``adaptive``. The script exits 0 whatever the outcome (it is a report), except when the two
-schedules train differently (an AssertionError: a bug).
+``adaptive`` (each also printed for ``refine``, and the cost ones for ``adaptive+bf16``). The
+script exits 0 whatever the outcome (it is a report), except when two schedules train
+differently (an AssertionError: a bug).
 """
 
 from __future__ import annotations
