@@ -38,20 +38,19 @@ The script exits 0 whatever the outcome: it is a report.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from machine_load import QUIET, ForeignLoad, say
+from machine_load import QUIET, ForeignLoad, say, stopwatch, sync
 from torch import nn
 
 from clbench.config import RunConfig, build_config
@@ -68,21 +67,6 @@ TARGET_RATIO = 1.2
 
 
 # --------------------------------------------------------------------------- timing helpers
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def stopwatch(out: list[float], device: torch.device) -> Iterator[None]:
-    """Append the wall time of the block (device work included) to ``out``."""
-    sync(device)
-    start = time.perf_counter()
-    yield
-    sync(device)
-    out.append(time.perf_counter() - start)
 
 
 @dataclass

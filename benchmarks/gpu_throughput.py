@@ -70,13 +70,13 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from machine_load import QUIET, ForeignLoad, say
+from machine_load import QUIET, ForeignLoad, say, stopwatch, sync
 from pydantic import Field
 
 from clbench.config import build_config
@@ -226,20 +226,6 @@ class Combo:
 
 
 # --------------------------------------------------------------------------- timing helpers
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def stopwatch(out: list[float], device: torch.device) -> Iterator[None]:
-    sync(device)
-    start = time.perf_counter()
-    yield
-    sync(device)
-    out.append(time.perf_counter() - start)
 
 
 def amp(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

@@ -1,4 +1,5 @@
-"""How busy the machine is with *other* processes while a benchmark times something.
+"""How busy the machine is with *other* processes while a benchmark times something, and the
+device-synchronised stopwatch the benchmarks time with.
 
 Shared by the benchmark scripts (run as files: ``python benchmarks/<name>.py`` puts this folder on
 the import path). On 2 cores, another busy process distorts torch timings many-fold, so timed
@@ -7,8 +8,12 @@ blocks measure the foreign CPU share and the scripts mark or skip loaded runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
+
+import torch
 
 QUIET = 0.10  # runs during which other processes used more of the CPU than this are "loaded"
 
@@ -82,3 +87,19 @@ class ForeignLoad:
 
     def text(self) -> str:
         return "n/a" if self.share is None else f"{100 * self.share:.0f}%"
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def stopwatch(out: list[float], device: torch.device) -> Iterator[None]:
+    """Append the wall time of the block (device work included) to ``out``."""
+    sync(device)
+    start = time.perf_counter()
+    yield
+    sync(device)
+    out.append(time.perf_counter() - start)

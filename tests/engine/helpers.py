@@ -1,10 +1,14 @@
-"""The resumable runs the checkpoint tests (test_resume.py, test_resume_chaos.py) go through."""
+"""The resumable runs the checkpoint tests (test_resume.py, test_resume_chaos.py) go through, and
+a run stopped and resumed from its checkpoint file at given updates."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from clbench.config import RunConfig
+from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, load_checkpoint
+from clbench.engine.runner import Experiment, RunInterrupted, prepare
 from clbench.registry import STRATEGIES
 from tests.helpers import strategy_overrides
 
@@ -34,3 +38,26 @@ def resume_overrides(tmp_path: Path, name: str, backbone: Path) -> list[str]:
         pretrained={"train.batch_size": 64},
         **{"eval.every": 3},
     )
+
+
+def run_with_stops(config: RunConfig, stops: set[int], folder: Path) -> Experiment:
+    """Run ``config`` to the end, stopping (as on SIGTERM) after each update in ``stops`` and
+    resuming from the checkpoint file in ``folder`` (checkpoints at phase ends and stops only);
+    returns the experiment that finished."""
+    path, left = folder / CHECKPOINT_FILE, set(stops)
+    while True:
+        exp = Experiment(prepare(config))
+        if path.exists():
+            exp.restore(*load_checkpoint(path))
+
+        def should_stop(exp: Experiment = exp) -> str | None:
+            return "SIGTERM" if exp.loop.step in left else None
+
+        try:
+            exp.run(None, Checkpointer(path, 0, True), should_stop)
+        except RunInterrupted as stop:
+            assert stop.position.step in left, f"stopped at {stop.position.step}, not in {left}"
+            left.discard(stop.position.step)
+            continue
+        assert not left, f"never stopped at {sorted(left)}"
+        return exp

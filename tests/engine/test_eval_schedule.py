@@ -18,6 +18,7 @@ from clbench.errors import ConfigError
 from clbench.metrics.stability import gap_analysis, gap_depth, min_acc, recovery_time, wc_acc
 from clbench.metrics.summary import compute_metrics
 from clbench.metrics.windowed import windowed_forgetting
+from tests.engine.helpers import run_with_stops
 from tests.helpers import experiment, fast_overrides
 
 approx = pytest.approx
@@ -403,27 +404,7 @@ def test_refine_run_resumes_where_the_uninterrupted_run_evaluates(tmp_path):
     steps = subset_steps(reference)
     plain = subset_steps(experiment(tmp_path / "plain", **ER, **{**ADAPTIVE, "eval.dense": 2}))
     assert len(steps) > len(plain), "refine must add evaluations here"
-    stops = {18, 21, 35}  # inside phases 1 and 2
-    path = tmp_path / CHECKPOINT_FILE
-    for _ in range(len(stops) + 1):
-        exp = Experiment(prepare(config))
-        if path.exists():
-            exp.restore(*load_checkpoint(path))
-        now = [0]
-
-        def on_update(step: int, now: list[int] = now) -> None:
-            now[0] = step
-
-        def should_stop(now: list[int] = now) -> str | None:
-            return "SIGTERM" if now[0] in stops else None
-
-        try:
-            exp.run(on_update, Checkpointer(path, 0, True), should_stop)
-        except RunInterrupted as stop:
-            stops.discard(stop.position.step)
-            continue
-        break
-    assert not stops
+    exp = run_with_stops(config, {18, 21, 35}, tmp_path)  # inside phases 1 and 2
     pd.testing.assert_frame_equal(exp.log.frame(), reference.log.frame())
 
 

@@ -12,9 +12,9 @@ import torch
 
 from clbench.cli import main
 from clbench.config import build_config, config_hash
-from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, load_checkpoint
-from clbench.engine.runner import Experiment, RunInterrupted, prepare
+from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
+from tests.engine.helpers import run_with_stops
 from tests.helpers import experiment, fast_overrides
 
 ER = {"strategy.name": "er", "strategy.buffer_size": 20}
@@ -194,23 +194,7 @@ def test_recipe_resumes_exactly_inside_a_phase(tmp_path):
     reference = Experiment(prepare(config))
     reference.run()
     ends = reference.timing.phase_end_steps
-    stops = {ends[0] + 3, ends[1] - 2}  # inside phase 1, twice
-    path = tmp_path / CHECKPOINT_FILE
-    for _ in range(len(stops) + 1):
-        exp = Experiment(prepare(config))
-        if path.exists():
-            exp.restore(*load_checkpoint(path))
-
-        def should_stop(exp: Experiment = exp) -> str | None:
-            return "SIGTERM" if exp.loop.step in stops else None
-
-        try:
-            exp.run(None, Checkpointer(path, 0, True), should_stop)
-        except RunInterrupted as stop:
-            stops.discard(stop.position.step)
-            continue
-        break
-    assert not stops
+    exp = run_with_stops(config, {ends[0] + 3, ends[1] - 2}, tmp_path)  # inside phase 1, twice
     assert torch.equal(torch.stack(exp.train_losses), torch.stack(reference.train_losses))
     pd.testing.assert_frame_equal(exp.log.frame(), reference.log.frame())
     for p, q in zip(exp.model.parameters(), reference.model.parameters(), strict=True):
