@@ -104,8 +104,20 @@ def cases() -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
+def _link_builtin_packages(code: Path) -> None:
+    """The installed package maps ``clbench.strategies`` / ``clbench.scenarios`` to this
+    repository's folders; another checkout on PYTHONPATH must bring its own, so link them inside
+    its ``clbench/`` (found before the installed mapping)."""
+    for name in ("strategies", "scenarios"):
+        link = code / "clbench" / name
+        if not link.exists() and (code / name).is_dir():
+            link.symlink_to(code / name, target_is_directory=True)
+
+
 def run(out: Path, code: Path, form: str, only: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    if code.resolve() != Path(__file__).resolve().parent.parent:
+        _link_builtin_packages(code)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(code)}
     python = [sys.executable, "-m", "clbench"]
     if not (out / BACKBONE).exists():

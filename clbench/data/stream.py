@@ -53,11 +53,14 @@ class StreamData:
         plan: ScenarioPlan,
         device: torch.device,
         storage: Storage = "device",
+        channels_last: bool = False,
     ) -> None:
         self.dataset = dataset
         self.plan = plan
         self.device = device
         self.storage = storage
+        # image batches in the memory format of a channels_last model (same values)
+        self.channels_last = channels_last and dataset.is_image and len(dataset.input_shape) == 3
         self._splits = {
             "train": self._placed(dataset.train),
             "test": self._placed(dataset.test),
@@ -115,6 +118,8 @@ class StreamData:
                 x[rows] = self._transforms[task_id](x[rows], index[rows])
             x = x.mul_(self._scale).sub_(self._shift)
         y = self.label_table[task, y]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return Batch(x=x, y=y, task=task, index=index)
 
     def _host_gather(self, data: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

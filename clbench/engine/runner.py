@@ -197,7 +197,13 @@ class Experiment:
             if cfg.train.channels_last:
                 self._to_channels_last()
             self.storage = resolve_storage(cfg, prepared.dataset, self.device)
-            self.data = StreamData(prepared.dataset, prepared.plan, self.device, self.storage)
+            self.data = StreamData(
+                prepared.dataset,
+                prepared.plan,
+                self.device,
+                self.storage,
+                channels_last=cfg.train.channels_last,
+            )
             self.strategy: Strategy = prepared.strategy.build()
             self.plugins = PluginChain([c.build() for c in prepared.plugins])
             self.ctx = self._context()

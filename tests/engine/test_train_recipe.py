@@ -169,6 +169,8 @@ def test_channels_last_and_compile(tmp_path):
     exp = image_run(tmp_path, **{"train.channels_last": "true"})
     conv = next(p for p in exp.model.parameters() if p.dim() == 4)
     assert conv.is_contiguous(memory_format=torch.channels_last)
+    batch = exp.data.make_batch(torch.arange(4), torch.zeros(4, dtype=torch.long))
+    assert batch.x.is_contiguous(memory_format=torch.channels_last)  # inputs follow the model
     plain = image_run(tmp_path / "plain")
     # same maths, another memory layout: equal up to rounding where nothing has amplified it yet
     # (the untrained evaluations, the first loss); rounding differences then grow with training
