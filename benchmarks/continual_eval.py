@@ -212,7 +212,7 @@ class BareData:
             for phase in plan.phases
         ]
         mean, std = float(prepared.dataset.mean[0]), float(prepared.dataset.std[0])
-        s = exp.evaluator._subset  # one pre-built tensor of all fixed evaluation samples
+        s = exp.evaluator.subset  # one pre-built tensor of all fixed evaluation samples
         return cls(
             x=train.x.to(exp.device),
             target=target.to(exp.device),
@@ -584,7 +584,7 @@ def measure_eval_pass(exp: Experiment, reps: int) -> list[Row]:
     """(b): evaluate_subsets over all seen tasks vs bare model(x) on one tensor, interleaved."""
     ev, model, device = exp.evaluator, exp.model, exp.device
     seen_upto = len(ev.ends) - 1
-    x = ev._subset.x[: int(ev.ends[seen_upto])]
+    x = ev.subset.x[: int(ev.ends[seen_upto])]
 
     def clbench_pass() -> None:
         ev.evaluate_subsets(0, seen_upto, seen_upto, seen_upto)

@@ -400,7 +400,7 @@ def measure_eval(exp: Experiment, args: argparse.Namespace) -> tuple[dict, dict]
     end = int(ev.ends[0])
     # the bare loop runs on the evaluator's own materialised subset, in the model's memory
     # format (converted once, untimed: a hand-written loop would keep it so)
-    x = ev._subset.x[:end].contiguous(memory_format=fmt)
+    x = ev.subset.x[:end].contiguous(memory_format=fmt)
     batch = ev.batch_size
 
     def clbench_pass() -> None:

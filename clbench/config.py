@@ -552,20 +552,28 @@ def config_hash(config: RunConfig) -> str:
 ADAPTIVE_KEYS = ("schedule", "dense", "growth", "max_every", "refine")
 # keys added to a section after runs were made: left out of the hash at their default, so those
 # runs keep their names and compare equal to runs made before the key existed
+LATER_KEYS: dict[str, tuple[str, ...]] = {
+    "eval": ("precision", "refine"),
+    "train": (
+        "augment",
+        "scheduler",
+        "scheduler_scope",
+        "milestones",
+        "gamma",
+        "warmup_epochs",
+        "min_lr_ratio",
+        "grad_clip",
+        "channels_last",
+        "compile",
+    ),
+}
+# their defaults, read from the sections' own fields (one place states a default)
 LATER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "eval": {"precision": "train", "refine": None},
-    "train": {
-        "augment": "none",
-        "scheduler": "none",
-        "scheduler_scope": "phase",
-        "milestones": [],
-        "gamma": 0.1,
-        "warmup_epochs": 0.0,
-        "min_lr_ratio": 0.0,
-        "grad_clip": None,
-        "channels_last": False,
-        "compile": False,
-    },
+    section: {
+        key: model.model_fields[key].get_default(call_default_factory=True)
+        for key in LATER_KEYS[section]
+    }
+    for section, model in (("eval", EvalConfig), ("train", TrainConfig))
 }
 
 

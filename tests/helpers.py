@@ -71,6 +71,20 @@ def fast_overrides(tmp_path: Any, **extra: Any) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
+def spy_observed_indices(exp: Experiment) -> list[torch.Tensor]:
+    """The dataset indices of every batch ``exp``'s strategy observes from now on (a list the
+    runs fill)."""
+    seen: list[torch.Tensor] = []
+    observe = exp.strategy.observe
+
+    def spy(batch: Any) -> torch.Tensor:
+        seen.append(batch.index.clone())
+        return observe(batch)
+
+    exp.strategy.observe = spy  # type: ignore[method-assign]
+    return seen
+
+
 def experiment(tmp_path: Any, run: bool = True, **extra: Any) -> Experiment:
     """The `fast_overrides` run with ``extra``, in process; run to the end unless ``run=False``."""
     exp = Experiment(prepare(build_config(None, fast_overrides(tmp_path, **extra))))

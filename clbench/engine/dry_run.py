@@ -95,7 +95,7 @@ def dry_run(config: RunConfig) -> DryRun:
     trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     t = config.train
     slots = 2 if t.optimizer in ("adam", "adamw") else (1 if t.momentum > 0 else 0)
-    subset = exp.evaluator._subset.x
+    subset = exp.evaluator.subset.x
     memories = [
         m for m in (exp.strategy.memory(), *(p.memory() for p in exp.plugins)) if m is not None
     ]

@@ -92,7 +92,8 @@ class ContinualEvaluator:
         self.ends = np.cumsum(sizes)  # seen tasks 0..k occupy rows [0, ends[k])
         index = torch.as_tensor(np.concatenate(self.subset_indices), dtype=torch.long)
         task_ids = torch.repeat_interleave(torch.arange(len(sizes)), torch.as_tensor(sizes))
-        self._subset = data.make_batch(index, task_ids, split="test")
+        # every task's fixed subset, tasks concatenated in id order (seen tasks: a prefix)
+        self.subset = data.make_batch(index, task_ids, split="test")
         self._subset_n = torch.as_tensor(sizes, dtype=torch.long)
         self._subset_n_device = self._subset_n.to(data.device)
 
@@ -124,7 +125,7 @@ class ContinualEvaluator:
         """Continual evaluation of tasks ``0..seen_upto`` on their fixed subsets; returns their
         accuracies (on the device: reading them is a host sync)."""
         end = int(self.ends[seen_upto])
-        s = self._subset
+        s = self.subset
         with evaluation_mode(self.model):
             correct, loss = self._forward_counts(s.x[:end], s.y[:end], s.task[:end], seen_upto + 1)
         n = self._subset_n[: seen_upto + 1]

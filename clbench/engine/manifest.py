@@ -27,25 +27,18 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def _git(path: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=path, capture_output=True, text=True, timeout=5, check=True
+    )
+    return done.stdout.strip()
+
+
 def git_state(path: Path) -> dict[str, Any]:
     """Commit and dirty flag of the git checkout containing ``path`` (None outside git)."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        commit = _git(path, "rev-parse", "HEAD")
+        dirty = _git(path, "status", "--porcelain", "--untracked-files=no")
         return {"commit": commit, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

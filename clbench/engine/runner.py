@@ -441,7 +441,7 @@ class Experiment:
         loop = self.loop
         loop.step += 1
         loop.phase_step += 1
-        batch = self.plugins.train_batch(self.ctx.augment(self.data.make_batch(index, task)))
+        batch = self.strategy.make_batch(index, task)  # augmented, then through the plugins
         train = self.prepared.config.train
         if train.scheduler != "none":
             apply_lr(self.strategy.optimizer, lr_factor(train, loop))

@@ -28,19 +28,25 @@ def spacing(k: int, growth: float, max_every: int) -> int:
     return min(max_every, max(1, round(growth**k)))
 
 
+def next_due(at: int, k: int, dense: int, growth: float, max_every: int) -> tuple[int, int]:
+    """After an evaluation at phase step ``at`` (0: the phase start) with ``k`` the exponent of
+    the next spacing: the next phase step ``adaptive`` evaluates after, and the exponent after it.
+    Inside the dense window every update; past it the k-th spacing."""
+    if at < dense:
+        return at + 1, k
+    return at + spacing(k, growth, max_every), k + 1
+
+
 def adaptive_steps(phase_updates: int, dense: int, growth: float, max_every: int) -> list[int]:
     """The updates of a phase (1-based, counted within the phase) ``adaptive`` evaluates after
     when ``refine`` is off."""
-    steps = list(range(1, min(dense, phase_updates) + 1))
-    at, k = len(steps), 1
-    while True:
-        at += spacing(k, growth, max_every)
-        if at >= phase_updates:
-            break
+    steps = []
+    at, k = next_due(0, 1, dense, growth, max_every)
+    while at < phase_updates:
         steps.append(at)
-        k += 1
-    if phase_updates > 0 and (not steps or steps[-1] != phase_updates):
-        steps.append(phase_updates)
+        at, k = next_due(at, k, dense, growth, max_every)
+    if phase_updates > 0:
+        steps.append(phase_updates)  # the phase end, always
     return steps
 
 
@@ -98,11 +104,7 @@ class EvalSchedule:
 
     def _advance(self, at: int) -> None:
         c = self.config
-        if at < c.dense:
-            self._next = at + 1
-        else:
-            self._next = at + spacing(self._k, c.growth, c.max_every)
-            self._k += 1
+        self._next, self._k = next_due(at, self._k, c.dense, c.growth, c.max_every)
 
     def resume_at(self, phase: int, phase_step: int) -> None:
         """The state at ``phase_step`` of ``phase`` without `refine` (checkpoints made before

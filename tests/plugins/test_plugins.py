@@ -15,7 +15,7 @@ from clbench.engine.job import run_job
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError, IncompatibleError
 from clbench.registry import STRATEGIES
-from tests.helpers import fast_overrides, registered
+from tests.helpers import fast_overrides, registered, spy_observed_indices
 
 
 def config_of(tmp_path, **extra):
@@ -106,14 +106,7 @@ def test_view_batch_without_kl_over_avalanche_composes_its_batches(tmp_path):
             "train.epochs": 1,
         },
     )
-    seen: list[torch.Tensor] = []
-    observe = exp.strategy.observe
-
-    def spy(batch):
-        seen.append(batch.index.clone())
-        return observe(batch)
-
-    exp.strategy.observe = spy
+    seen = spy_observed_indices(exp)
     exp.run()
     assert seen and exp.timing.updates == len(seen)
     # Avalanche's batch is the view-batch: B/V unique samples, each as V adjacent views

@@ -14,7 +14,7 @@ from clbench.data.stream import Batch
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.scenario.plan import PhasePart
-from tests.helpers import fast_overrides
+from tests.helpers import fast_overrides, spy_observed_indices
 
 
 def parts(n: int) -> list[PhasePart]:
@@ -151,19 +151,12 @@ def test_plugin_params_validated_under_plugins(tmp_path):
 def test_composes_end_to_end_with_equal_compute(tmp_path, base):
     common = {"train.epochs": 4, "plugins.view_batch.ssl_start_epoch": 0}
     plain = run(tmp_path / "p", **{"strategy.name": base, "train.epochs": 4})
-    seen: list[torch.Tensor] = []
     config = build_config(
         None,
         fast_overrides(tmp_path / "v", threads=1, **{"strategy.name": base, **common}),
     )
     exp = Experiment(prepare(config))
-    observe = exp.strategy.observe
-
-    def spy(batch):
-        seen.append(batch.index.clone())
-        return observe(batch)
-
-    exp.strategy.observe = spy
+    seen = spy_observed_indices(exp)
     exp.run()
     assert exp.timing.updates == plain.timing.updates
     assert exp.timing.samples_seen == plain.timing.samples_seen
