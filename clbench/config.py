@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from clbench.data.augment_names import TRAIN_AUGMENTS, TrainAugment
 from clbench.errors import ConfigError, clip
 from clbench.metrics.summary import MetricOptions
 from clbench.registry import (
@@ -57,11 +58,14 @@ class TrainConfig(_Section):
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay")
     drop_last: bool = Field(False, description="Drop the last incomplete batch of each epoch")
-    augment: Literal["none", "crop_flip", "resized_crop_flip"] = Field(
+    augment: TrainAugment | list[TrainAugment] = Field(
         "none",
         description="Augmentation of every training batch (new and replayed samples), on the "
         "device with the run's seeded generator: crop_flip = the CIFAR standard (4-px padded "
-        "random crop + horizontal flip), resized_crop_flip = RandomResizedCrop + flip "
+        "random crop + horizontal flip), resized_crop_flip = RandomResizedCrop + flip, "
+        "autoaugment / autoaugment_imagenet = AutoAugment's CIFAR-10 / ImageNet policy, "
+        "randaugment = RandAugment (2 ops, magnitude 9), the last three with torchvision's maths; "
+        "a list applies several in order, e.g. [crop_flip, autoaugment] "
         "(clbench.data.augment); evaluation data is never augmented",
     )
     scheduler: Literal["none", "multistep", "cosine"] = Field(
@@ -93,6 +97,22 @@ class TrainConfig(_Section):
         False, description="Convolutional models in channels_last memory format (faster on GPUs)"
     )
     compile: bool = Field(False, description="torch.compile the model (Module.compile, in place)")
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _one_spelling(cls, value: Any) -> Any:
+        """Name each unknown augmentation (a union's own error would not), and keep one spelling
+        per augmentation (so one hash): 'none' entries dropped, an empty list is 'none', a
+        one-name list is that name."""
+        for name in value if isinstance(value, list) else [value]:
+            if name not in TRAIN_AUGMENTS:
+                raise ValueError(
+                    f"one of {', '.join(TRAIN_AUGMENTS)}, or a list of them ({name!r} is not)"
+                )
+        if not isinstance(value, list):
+            return value
+        names = [name for name in value if name != "none"]
+        return names if len(names) > 1 else (names[0] if names else "none")
 
 
 class EvalConfig(_Section):

@@ -186,7 +186,7 @@ def test_channels_last_and_compile(tmp_path):
 
 def test_recipe_resumes_exactly_inside_a_phase(tmp_path):
     settings = {
-        "train.augment": "crop_flip",
+        "train.augment": "[crop_flip,autoaugment]",  # AutoAugment draws from the same generator
         "train.scheduler": "cosine",
         "train.warmup_epochs": 1,
         "train.grad_clip": 0.5,
@@ -212,6 +212,7 @@ def test_recipe_resumes_exactly_inside_a_phase(tmp_path):
         (["strategy.name=avl_naive", "precision=fp16"], "precision", "own backward"),
         (["strategy.name=avl_naive", "train.grad_clip=1"], "train.grad_clip", "own backward"),
         (["train.augment=crop_flip"], "train.augment", "vectors"),
+        (["train.augment=[crop_flip,autoaugmnt]"], "train.augment", "randaugment"),
         (["train.scheduler=multistep"], "train.milestones", "at least one epoch"),
         (["train.channels_last=true"], "train.channels_last", "no convolution"),
         (["train.scheduler=linear"], "train.scheduler", "cosine"),
@@ -232,6 +233,10 @@ def test_recipe_defaults_keep_run_hashes(tmp_path):
     same = ["train.augment=none", "train.scheduler=none", "train.grad_clip=null"]
     assert config_hash(build_config(None, [*base, *same])) == default
     assert config_hash(build_config(None, [*base, "train.scheduler=cosine"])) != default
+    # one spelling per augmentation: a one-name list is that name, 'none' entries drop out
+    crop = config_hash(build_config(None, [*base, "train.augment=crop_flip"]))
+    assert config_hash(build_config(None, [*base, "train.augment=[none,crop_flip]"])) == crop
+    assert config_hash(build_config(None, [*base, "train.augment=[none]"])) == default
 
 
 def test_recipe_settings_are_validated():
