@@ -6,8 +6,10 @@ The leading underscore keeps the registry from importing this module as a source
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -57,6 +59,46 @@ def stratified_split(
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
+CHUNK_BYTES = 16 * 2**20  # rows read or decoded per step: bounded scratch memory
+
+
+def row_chunks(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+    """``array`` in consecutive row blocks of about ``chunk_bytes`` (views, no copies)."""
+    step = max(1, chunk_bytes // max(1, array[:1].nbytes))
+    for start in range(0, len(array), step):
+        yield array[start : start + step]
+
+
+def channel_counts(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel 256-bin histograms (int64 ``[C, 256]``) of uint8 images ``[N, C, H, W]``,
+    counted block by block: a memory-mapped dataset is never copied whole."""
+    counts = torch.zeros(x.shape[1], 256, dtype=torch.int64)
+    for block in row_chunks(x.numpy()):
+        add_channel_counts(counts, block)
+    return counts
+
+
+def add_channel_counts(counts: torch.Tensor, block: np.ndarray) -> None:
+    """Add the per-channel histograms of the uint8 images ``block`` to ``counts`` (in place)."""
+    images = torch.from_numpy(np.ascontiguousarray(block))
+    for c in range(counts.shape[0]):
+        counts[c] += torch.bincount(images[:, c].reshape(-1), minlength=256)
+
+
+def stats_from_counts(counts: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std in [0, 1] scale from `channel_counts`."""
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for c in range(counts.shape[0]):
+        channel = counts[c].to(torch.float64)
+        n = channel.sum()
+        mean = (channel * levels).sum() / n
+        var = (channel * levels**2).sum() / n - mean**2
+        means.append(float(mean))
+        stds.append(float(var.clamp_min(0).sqrt()))
+    return tuple(means), tuple(stds)
+
+
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std in [0, 1] scale of uint8 images ``[N, C, H, W]``.
 
@@ -66,16 +108,75 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     if x.dtype != torch.uint8:
         flat = x.to(torch.float64).reshape(-1)
         return (float(flat.mean()),), (float(flat.std(unbiased=False)),)
-    levels = torch.arange(256, dtype=torch.float64) / 255.0
-    means, stds = [], []
-    for c in range(x.shape[1]):
-        counts = torch.bincount(x[:, c].reshape(-1), minlength=256).to(torch.float64)
-        n = counts.sum()
-        mean = (counts * levels).sum() / n
-        var = (counts * levels**2).sum() / n - mean**2
-        means.append(float(mean))
-        stds.append(float(var.clamp_min(0).sqrt()))
-    return tuple(means), tuple(stds)
+    return stats_from_counts(channel_counts(x))
+
+
+class ArraySink(Protocol):
+    """Where a streaming loader puts each array it produces (see `memory_sink`).
+
+    Called once per array, in the order `content_checksum` hashes them (train x, y, domain; then
+    test), with the array's shape and dtype and its rows as consecutive blocks; returns the array
+    as a tensor. The memory-mapped cache (`clbench.data.cache`) writes the blocks to a file.
+    """
+
+    def __call__(
+        self, name: str, shape: tuple[int, ...], dtype: np.dtype, blocks: Iterable[np.ndarray]
+    ) -> torch.Tensor: ...
+
+
+def memory_sink(
+    name: str, shape: tuple[int, ...], dtype: np.dtype, blocks: Iterable[np.ndarray]
+) -> torch.Tensor:
+    """`ArraySink` into host memory: the blocks fill one preallocated array."""
+    array = np.empty(shape, dtype=dtype)
+    filled = 0
+    for block in blocks:
+        array[filled : filled + len(block)] = block
+        filled += len(block)
+    if filled != shape[0]:
+        raise ValueError(f"{name}: {filled} rows for an array of {shape[0]}")
+    return torch.from_numpy(array)
+
+
+class StreamedChecksum:
+    """`clbench.data.dataset.content_checksum`, computed as the arrays stream by.
+
+    SHA-256 is incremental, so hashing each array's shape, dtype and then its row blocks in order
+    gives the same digest as hashing the whole arrays, without a bytes copy of the dataset.
+    """
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def blocks(
+        self, shape: tuple[int, ...], dtype: torch.dtype, blocks: Iterable[np.ndarray]
+    ) -> Iterator[np.ndarray]:
+        """``blocks`` unchanged, each hashed as it passes (the array's header first)."""
+        self._digest.update(str(tuple(shape)).encode())
+        self._digest.update(str(dtype).encode())
+        for block in blocks:
+            self._digest.update(np.ascontiguousarray(block).data)
+            yield block
+
+    def add(self, tensor: torch.Tensor) -> None:
+        """Hash a whole array (block by block)."""
+        for _ in self.blocks(tuple(tensor.shape), tensor.dtype, row_chunks(tensor.numpy())):
+            pass
+
+    def hexdigest(self, class_names: Sequence[str]) -> str:
+        """The checksum, once every array went by: class names last, as `content_checksum`."""
+        self._digest.update("|".join(class_names).encode())
+        return self._digest.hexdigest()[:16]
+
+
+def split_checksum(splits: Sequence[object], class_names: Sequence[str]) -> str:
+    """`content_checksum` of a dataset's splits (`Split`), hashed block by block."""
+    checksum = StreamedChecksum()
+    for split in splits:
+        for tensor in (split.x, split.y, split.domain):  # type: ignore[attr-defined]
+            if tensor is not None:
+                checksum.add(tensor.contiguous())
+    return checksum.hexdigest(class_names)
 
 
 def class_images(folder: Path) -> dict[str, list[Path]]:
@@ -116,6 +217,20 @@ def decode_image(path: Path, size: tuple[int, int], channels: int = 3) -> np.nda
     except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
         raise CorruptDataError(path, f"is not a readable image ({exc})") from exc
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def decoded_blocks(
+    paths: Sequence[Path], size: tuple[int, int], channels: int = 3, block_bytes: int = CHUNK_BYTES
+) -> Iterator[np.ndarray]:
+    """Image files decoded (see `decode_image`) into consecutive uint8 blocks ``[n, C, H, W]`` of
+    about ``block_bytes``: a streaming loader never holds more than one block of pixels."""
+    per_block = max(1, block_bytes // (channels * size[0] * size[1]))
+    for start in range(0, len(paths), per_block):
+        chunk = paths[start : start + per_block]
+        block = np.empty((len(chunk), channels, *size), dtype=np.uint8)
+        for i, path in enumerate(chunk):
+            block[i] = decode_image(path, size, channels)
+        yield block
 
 
 def decode_images(paths: Sequence[Path], size: tuple[int, int], channels: int = 3) -> torch.Tensor:

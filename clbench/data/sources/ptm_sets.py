@@ -5,6 +5,12 @@ first of a few candidate folders under the data root, and decodes every image on
 one uint8 tensor ``[N, 3, S, S]``: converted to RGB and resized (bilinear, aspect ratio not kept)
 to ``image_size``, as `imagefolder` does. clbench cannot download these datasets.
 
+Decoding streams block by block (`_LayoutSource.load_into`): into one preallocated host array, or,
+under ``storage: memmap``, straight into the memory-mapped cache's files (`clbench.data.cache`),
+so building the cache never holds the decoded dataset in memory. The cache key comes from
+`_LayoutSource.cache_fingerprint` (the image files' sizes and modification times), so a cached
+dataset is opened without decoding anything.
+
 Normalisation (``norm``): by default ImageNet's mean and std, the statistics ImageNet-pretrained
 backbones were trained with and the ones SLCA (GengDavid/SLCA, ``utils/data.py``) normalises
 ImageNet-R and CUB-200 with; they are fixed, so the normalisation does not depend on the split or
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -28,9 +35,13 @@ from clbench.data.sources._common import (
     IMAGE_SUFFIXES,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    ArraySink,
     CorruptDataError,
-    channel_stats,
-    decode_images,
+    StreamedChecksum,
+    add_channel_counts,
+    decoded_blocks,
+    memory_sink,
+    stats_from_counts,
     stratified_split,
 )
 from clbench.errors import DataNotFoundError
@@ -55,6 +66,11 @@ def _images_below(folder: Path) -> list[Path]:
     )
 
 
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _lines(path: Path) -> list[tuple[int, str]]:
     """(line number, text) of the non-blank lines of a text file, stripped."""
     try:
@@ -76,6 +92,7 @@ class _LayoutSource(DataSource):
     expected: ClassVar[tuple[str, ...]]  # relative paths the folder must hold; "x/" is a folder
     source_hint: ClassVar[str]  # where the dataset comes from
     config: Any  # a subclass's Config: image_size, norm, ...
+    _indexed: tuple[Items, Items, tuple[str, ...]] | None = None
 
     def _dirs(self) -> list[Path]:
         """Candidate folders, in search order."""
@@ -114,20 +131,58 @@ class _LayoutSource(DataSource):
     def _index(self, folder: Path) -> tuple[Items, Items, tuple[str, ...]]:
         """Train items, test items and class names (label order) of the dataset in ``folder``."""
 
+    def _items(self) -> tuple[Items, Items, tuple[str, ...]]:
+        """`_index` of the dataset's folder, read once per source (the cache key needs it too)."""
+        if self._indexed is None:
+            self.check_available()
+            folder = self._folder()
+            if folder is None:
+                raise self._missing()
+            self._indexed = self._index(folder)
+        return self._indexed
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        """What the decoded arrays depend on besides the config (`clbench.data.cache` hashes it
+        into the cache key): every image with its label, byte size and modification time, and
+        the class names. Stats the files, decodes nothing."""
+
+        def files(items: Items) -> list[tuple[str, int, int, int]]:
+            return [(str(p), label, *_size_and_mtime(p)) for p, label in items]
+
+        train, test, class_names = self._items()
+        return {"train": files(train), "test": files(test), "classes": list(class_names)}
+
     def load(self) -> InMemoryDataset:
-        folder = self._folder()
-        if folder is None:
-            raise self._missing()
-        train_items, test_items, class_names = self._index(folder)
+        return self.load_into(memory_sink)
+
+    def load_into(self, sink: ArraySink) -> InMemoryDataset:
+        """Decode the images block by block into ``sink`` (host memory, or the memory-mapped
+        cache's files): the decoded dataset is never held twice, nor, for the cache, at all.
+        The checksum and the ``norm: data`` statistics are computed as the blocks go by."""
+        train_items, test_items, class_names = self._items()
         size = (self.config.image_size, self.config.image_size)
+        checksum = StreamedChecksum()
+        counts = torch.zeros(3, 256, dtype=torch.int64)
 
-        def split(items: Items) -> Split:
-            x = decode_images([path for path, _ in items], size)
-            return Split(x, torch.tensor([label for _, label in items], dtype=torch.int64))
+        def counted(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+            for block in blocks:
+                add_channel_counts(counts, block)
+                yield block
 
-        train, test = split(train_items), split(test_items)
+        def split(name: str, items: Items) -> Split:
+            paths = [path for path, _ in items]
+            shape = (len(paths), 3, *size)
+            blocks = checksum.blocks(shape, torch.uint8, decoded_blocks(paths, size))
+            if name == "train" and self.config.norm == "data":
+                blocks = counted(blocks)
+            x = sink(f"{name}_x", shape, np.dtype(np.uint8), blocks)
+            labels = np.array([label for _, label in items], dtype=np.int64)
+            y_blocks = checksum.blocks(labels.shape, torch.int64, [labels])
+            return Split(x, sink(f"{name}_y", labels.shape, labels.dtype, y_blocks))
+
+        train, test = split("train", train_items), split("test", test_items)
         if self.config.norm == "data":
-            mean, std = channel_stats(train.x)
+            mean, std = stats_from_counts(counts)
         else:
             mean, std = IMAGENET_MEAN, IMAGENET_STD
         return InMemoryDataset(
@@ -137,6 +192,7 @@ class _LayoutSource(DataSource):
             class_names=class_names,
             mean=mean,
             std=std,
+            checksum=checksum.hexdigest(class_names),
         )
 
     def _listed(self, path: Path, index: Path, line: int) -> Path:
@@ -395,10 +451,6 @@ class ImageNetR(_LayoutSource):
                     "must hold CODA-Prompt's dataloaders/splits/imagenet-r_train.yaml and "
                     "imagenet-r_test.yaml (a relative path resolves against data.root)"
                 )
-
-    def load(self) -> InMemoryDataset:
-        self.check_available()
-        return super().load()
 
     def _index(self, folder: Path) -> tuple[Items, Items, tuple[str, ...]]:
         if self.split_dir is not None:

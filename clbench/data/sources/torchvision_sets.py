@@ -22,7 +22,7 @@ from pydantic import Field
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
-from clbench.data.sources._common import DOWNLOAD_FIX, CorruptDataError
+from clbench.data.sources._common import DOWNLOAD_FIX, CorruptDataError, split_checksum
 from clbench.errors import DataNotFoundError
 from clbench.registry import DATASETS
 
@@ -98,16 +98,30 @@ class _FileSource(DataSource):
             raise self._missing()
         return found
 
+    def cache_fingerprint(self) -> list[tuple[str, int, int]] | None:
+        """The files the arrays are read from, with byte size and modification time: what the
+        memory-mapped cache's key depends on besides the config (`clbench.data.cache`); None
+        while they are missing (to be downloaded)."""
+        found = self._find()
+        if found is None:
+            return None
+        return [
+            (str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in found.values()
+        ]
+
     def load(self) -> InMemoryDataset:
         files = self._locate()
         (x_train, y_train), (x_test, y_test), class_names = self._read(files)
+        train = Split(torch.from_numpy(x_train), torch.from_numpy(y_train))
+        test = Split(torch.from_numpy(x_test), torch.from_numpy(y_test))
         return InMemoryDataset(
             name=self.name,
-            train=Split(torch.from_numpy(x_train), torch.from_numpy(y_train)),
-            test=Split(torch.from_numpy(x_test), torch.from_numpy(y_test)),
+            train=train,
+            test=test,
             class_names=class_names,
             mean=self.mean,
             std=self.std,
+            checksum=split_checksum([train, test], class_names),  # no bytes copy of the data
         )
 
 
