@@ -6,7 +6,7 @@ Usage::
 
 Each run is the embedded default (class-incremental Split-digits, ER, MLP 400-400) with
 ``--epochs`` epochs and evaluation every 2 updates (about 5 s on one free core), seeds
-0..runs-1, ``threads=1``. Both passes go through `clbench.sweep.executors.LocalExecutor`
+0..runs-1, ``threads=1``. Both passes go through `clbench.sweeps.executors.LocalExecutor`
 (spawned workers, their start included in the time) into fresh temporary results roots, so
 nothing is skipped.
 It prints both wall times and the speed-up; with 2 free cores expect close to 2x. On a shared
@@ -30,7 +30,7 @@ def time_pool(workers: int, runs: int, epochs: int) -> tuple[float, float]:
     """(wall, workers' CPU) seconds for ``runs`` seeds of the default on ``workers`` processes."""
     from clbench.config import build_config
     from clbench.engine.runner import run_name
-    from clbench.sweep.executors import LocalExecutor, RunTask
+    from clbench.sweeps.executors import LocalExecutor, RunTask
 
     with tempfile.TemporaryDirectory(prefix=f"sweep-scaling-{workers}-") as root:
         tasks = []

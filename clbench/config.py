@@ -193,6 +193,9 @@ class CheckpointConfig(_Section):
 
 
 RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,199}$"
+# live experiment trackers of `output.trackers` (clbench.export.live)
+Tracker = Literal["tensorboard", "wandb", "mlflow", "csv"]
+TRACKERS: tuple[str, ...] = typing.get_args(Tracker)
 
 
 class OutputConfig(_Section):
@@ -209,6 +212,26 @@ class OutputConfig(_Section):
         description="Free labels written to the run's summary (e.g. sweep name, protocol phase); "
         "not part of the run hash",
     )
+    trackers: list[Tracker] = Field(
+        default_factory=list,
+        description="Experiment trackers that follow the run live (docs/tracking.md): "
+        "tensorboard, wandb (offline unless WANDB_MODE says otherwise), mlflow (a file store "
+        "under root, or MLFLOW_TRACKING_URI), csv (trackers/metrics.csv); not part of the run hash",
+    )
+
+    @field_validator("trackers", mode="before")
+    @classmethod
+    def _known_trackers(cls, value: Any) -> Any:
+        # one message naming the value and every tracker (not pydantic's per-item error)
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"a list of tracker names, each one of: {', '.join(TRACKERS)}")
+        unknown = [n for n in names if n not in TRACKERS]
+        if unknown:
+            raise ValueError(
+                f"tracker names, each one of: {', '.join(TRACKERS)} ({unknown[0]!r} is not one)"
+            )
+        return list(dict.fromkeys(names))  # each tracker once
 
 
 class RunConfig(_Section):
@@ -237,11 +260,13 @@ class RunConfig(_Section):
         description="Autocast mixed precision: bf16, or fp16 with loss scaling (a GradScaler; "
         "for GPUs without bf16 such as V100/T4)",
     )
-    storage: Literal["auto", "device", "host"] = Field(
+    storage: Literal["auto", "device", "host", "memmap"] = Field(
         "auto",
         description="Where the dataset lives: on the device (batches gathered there), in host "
-        "memory (each batch gathered, pinned and copied over), or auto: on the device when both "
-        "splits take at most storage_device_fraction of its memory. Never changes results",
+        "memory (each batch gathered, pinned and copied over), memmap: like host but memory-mapped "
+        "from a cache built once under $CLBENCH_CACHE (default ~/.cache/clbench), or auto: on the "
+        "device when both splits take at most storage_device_fraction of its memory, else host "
+        "(never memmap). Never changes results",
     )
     storage_device_fraction: float = Field(
         0.25, gt=0, le=1, description="auto storage: the share of device memory data may take"
@@ -382,26 +407,38 @@ def load_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=value`` overrides (values parsed as YAML scalars/lists)."""
-    raw = copy.deepcopy(raw)
+    values: dict[str, Any] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError("override", item, "key.sub=value")
+        values[key] = parse_yaml(value, key, value) if value else value
+    return apply_values(raw, values)
+
+
+def apply_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``raw`` with each dotted key of ``values`` (``"train.lr"``) set to its value.
+
+    Switching a component (``strategy.name``) drops the old component's parameters that
+    ``values`` does not set itself.
+    """
+    raw = copy.deepcopy(raw)
+    for key, value in values.items():
         node = raw
         parts = key.split(".")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(key, item, f"{part} is not a section")
+                raise ConfigError(key, value, f"{part} is not a section")
             node = child
         previous = node.get(parts[-1])
-        node[parts[-1]] = parse_yaml(value, key, value) if value else value
+        node[parts[-1]] = value
         # switching to another component drops the parameters of the old one
-        renamed = previous is not None and previous != node[parts[-1]]
+        renamed = previous is not None and previous != value
         if renamed and parts[-1] == "name" and len(parts) == 2 and parts[0] in _COMPONENTS:
             keep = DATA_COMMON if parts[0] == "data" else ("name",)
             for other in [k for k in node if k not in keep]:
-                if f"{parts[0]}.{other}" not in {o.partition("=")[0] for o in overrides}:
+                if f"{parts[0]}.{other}" not in values:
                     del node[other]
     return raw
 

@@ -4,6 +4,7 @@ inside commands)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from clbench.arguments import add_config_arguments, config_and_overrides
 from clbench.export.command import add_command as add_export_command
 from clbench.plotting.command import add_command as add_plot_command
 from clbench.reporting.command import add_command as add_report_command
-from clbench.sweep.command import add_command as add_sweep_command
+from clbench.sweeps.command import add_command as add_sweep_command
 
 if TYPE_CHECKING:
     from clbench.config import RunConfig
@@ -75,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue an interrupted run folder from its last checkpoint (its own config)",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (nor, off a terminal, progress log lines)",
+    )
     run.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
@@ -93,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     lst.add_argument(
         "kind", nargs="?", choices=["data", "scenarios", "models", "strategies", "plugins"]
+    )
+    lst.add_argument(
+        "name", nargs="?", help="one component of KIND, e.g. `clbench list strategies er`"
     )
     lst.set_defaults(handler=_cmd_list)
 
@@ -147,18 +155,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run:
         return _dry_run(config)
-    check_output_root(config.output.root)  # before the data loads, not after
-    if not args.force:
-        _check_finished_folder(config)
 
+    from clbench.api.run import run_config
     from clbench.cli.console import print_summary
-    from clbench.engine.job import run_job
+    from clbench.engine.progress_log import progress_logging
     from clbench.engine.runner import RunInterrupted
-    from clbench.plotting.curves import plot_task_curves
 
     progress = not args.quiet and sys.stderr.isatty()
+    # stderr is not a terminal (a cluster job's log): logging lines instead of the bar
+    lines = progress_logging() if not args.quiet and not progress else contextlib.nullcontext()
     try:
-        outcome = run_job(config, progress=progress, force=args.force, figure=plot_task_curves)
+        with lines:
+            outcome = run_config(config, progress=progress, force=args.force)
     except RunInterrupted as exc:
         how = (
             f"resume with: clbench run --resume {exc.run_dir}"
@@ -190,41 +198,6 @@ def _dry_run(config: RunConfig) -> int:
         return EXIT_BAD_INPUT
     print("\n".join(report.lines))
     return 0
-
-
-def check_output_root(root: str) -> None:
-    """``output.root`` must be (or be creatable as) a writable folder: refused with exit 2 before
-    any data is loaded, instead of an OSError traceback after."""
-    import os
-    from pathlib import Path
-
-    from clbench.errors import ConfigError
-
-    path = Path(root)
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent  # the first folder that exists must let us create the rest
-    if not existing.is_dir():
-        raise ConfigError("output.root", root, f"a folder ({existing} is not a folder)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError("output.root", root, f"a writable folder ({existing} is not writable)")
-
-
-def _check_finished_folder(config: RunConfig) -> None:
-    """A finished folder is shown, not re-run: its status and summary must be readable (a
-    damaged file is named, exit 2, instead of a traceback from printing it)."""
-    from pathlib import Path
-
-    from clbench.engine.runner import run_name
-    from clbench.errors import CorruptedResultError
-    from clbench.results.reader import RunFolder
-
-    folder = RunFolder(Path(config.output.root) / run_name(config))
-    if folder.status_info.get("status") == "finished":
-        summary = folder.summary
-        for key, kind in (("run_id", str), ("budget", dict), ("eval_every", int)):
-            if not isinstance(summary.get(key), kind):
-                raise CorruptedResultError(folder.file("summary.json"), f"no {key!r}")
 
 
 def _resume_config(run_dir: str) -> RunConfig:
@@ -266,14 +239,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from clbench.registry import (
-        DATASETS,
-        MODELS,
-        PLUGINS,
-        SCENARIOS,
-        STRATEGIES,
-        describe_params,
-    )
+    from clbench.errors import ConfigError
+    from clbench.registry import DATASETS, MODELS, PLUGINS, SCENARIOS, STRATEGIES
 
     sections = {
         "data": DATASETS,
@@ -282,29 +249,46 @@ def _cmd_list(args: argparse.Namespace) -> int:
         "strategies": STRATEGIES,
         "plugins": PLUGINS,
     }
+    if args.name is not None:
+        if args.kind is None:
+            raise ConfigError("NAME", args.name, "a KIND first: clbench list strategies er")
+        registry = sections[args.kind]
+        _print_component(args.name, registry.get(args.name, field=args.kind))
+        return 0
     for title, registry in sections.items():
         if args.kind and args.kind != title:
             continue
         print(f"{title}:")
         for name, cls in registry:
-            extra = ""
-            caps = getattr(cls, "capabilities", None)
-            if caps is not None:
-                routes = ", ".join(sorted(caps.routes)) or "none"
-                extra = f"  [{'/'.join(sorted(caps.settings))}-IL; plugin routes: {routes}]"
-            print(f"  {name}: {getattr(cls, 'summary', '')}{extra}")
-            for pname, ptype, default, desc in describe_params(cls.Config):
-                print(f"      {pname} ({ptype}, default {default!r}): {desc}")
+            _print_component(name, cls)
         print()
     return 0
+
+
+def _print_component(name: str, cls: type) -> None:
+    """A component's line, then its parameters with type, default and description."""
+    from clbench.registry import describe_params
+
+    extra = ""
+    caps = getattr(cls, "capabilities", None)
+    if caps is not None:
+        routes = ", ".join(sorted(caps.routes)) or "none"
+        extra = f"  [{'/'.join(sorted(caps.settings))}-IL; plugin routes: {routes}]"
+    print(f"  {name}: {getattr(cls, 'summary', '')}{extra}")
+    for pname, ptype, default, desc in describe_params(cls.Config):
+        print(f"      {pname} ({ptype}, default {default!r}): {desc}")
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from clbench.config import build_config
     from clbench.engine.pretrain import pretrain
+    from clbench.engine.progress_log import progress_logging
 
     config_path, overrides = config_and_overrides(args)
-    info = pretrain(build_config(config_path, overrides), args.out)
+    config = build_config(config_path, overrides)
+    bar = sys.stderr.isatty()  # a terminal gets the bar, a log file progress lines
+    with contextlib.nullcontext() if bar else progress_logging():
+        info = pretrain(config, args.out, progress=bar)
     acc = info["source_test_acc"]
     acc_text = "n/a" if acc is None else f"{acc:.4f}"
     print(

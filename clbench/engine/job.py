@@ -23,7 +23,9 @@ from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, l
 from clbench.engine.lock import LOCK_FILE, RunLock
 from clbench.engine.manifest import build_manifest
 from clbench.engine.memory import peak_memory, reset_peak_memory
+from clbench.engine.observer import Observers, RunEnd, RunObserver, RunStart
 from clbench.engine.progress import ProgressBar
+from clbench.engine.progress_log import ProgressLog
 from clbench.engine.run_dir import (
     FINISHED,
     FINISHED_FILES,
@@ -72,6 +74,7 @@ def run_job(
     force: bool = False,
     resume: bool = True,
     figure: RunFigure | None = None,
+    observers: Sequence[RunObserver] = (),
 ) -> RunOutcome:
     """Run ``config`` into ``output.root/<run id>``; a finished run is returned, not redone.
 
@@ -84,6 +87,9 @@ def run_job(
     non-finite loss ends the run as ``diverged`` (records kept, no summary). With
     ``output.plot``, ``figure`` draws the run's ``accuracy.png`` (`clbench run` and sweeps pass
     `clbench.plotting.curves.plot_task_curves`); without a ``figure`` no image is drawn.
+    ``observers`` (`clbench.engine.observer`) follow the run live, e.g. the trackers of
+    ``output.trackers`` (`clbench.export.live.build_trackers`); without a progress bar, a
+    `ProgressLog` follows it too (logging lines). A skipped finished run calls none of them.
     """
     prepared = prepare(config)  # raises before anything is written
     run = RunDir(Path(config.output.root) / prepared.run_id)
@@ -95,7 +101,10 @@ def run_job(
         with RunLock(run.path), StopSignals() as signals:
             remove_stale_temp_files(run.path)  # a killed earlier writer's half-written files
             try:
-                return _run_locked(run, prepared, progress, force, resume, signals, figure)
+                watchers = Observers([*observers, *([] if progress else [ProgressLog()])])
+                return _run_locked(
+                    run, prepared, progress, force, resume, signals, figure, watchers
+                )
             finally:
                 remove_stale_temp_files(run.path)
     except SetupConfigError:
@@ -122,6 +131,7 @@ def _run_locked(
     resume: bool,
     signals: StopSignals,
     figure: RunFigure | None,
+    observers: Observers,
 ) -> RunOutcome:
     config = prepared.config
     checkpoint_path = run.file(CHECKPOINT_FILE)
@@ -173,6 +183,9 @@ def _run_locked(
         resumed_from=resumed_from.describe() if resumed_from else None,
     )
     try:
+        # the trackers start first: their imports must not count in the run's peak memory
+        experiment.observers = observers
+        observers.start(_run_start(run, experiment, resumed_from is not None))
         memory_start = reset_peak_memory(experiment.device)
         checkpointer = None
         if experiment.strategy.resumable:
@@ -189,6 +202,7 @@ def _run_locked(
         records = experiment.log.frame()
         summary = _summary(experiment, records, memory_start)
         _write_records(run, experiment, records)
+        files: list[Path] = []
         if config.output.plot and figure is not None:
             figure(
                 records,
@@ -197,10 +211,15 @@ def _run_locked(
                 prepared.run_id,
             )
             run.record_file("accuracy.png")
+            files.append(run.file("accuracy.png"))
         run.write_json("summary.json", summary)
+        # before the status says finished: a finished folder's tracker files are complete
+        step = experiment.loop.step
+        observers.end(RunEnd("finished", step, summary, (*files, run.file("summary.json"))))
     except RunDiverged as exc:
         _write_records(run, experiment, experiment.log.frame())
         run.set_status("diverged", step=exc.step, loss=str(exc.loss), error=str(exc))
+        observers.end(RunEnd("diverged", exc.step, detail=str(exc)))
         return RunOutcome(run.path, {}, status="diverged", detail=str(exc))
     except RunInterrupted as exc:
         how = (
@@ -209,15 +228,36 @@ def _run_locked(
             else "this strategy cannot be checkpointed; run it again to start over"
         )
         run.set_status("interrupted", error=str(exc), resume=how)
+        observers.end(RunEnd("interrupted", exc.position.step, detail=str(exc)))
         exc.run_dir = run.path
         raise
     except BaseException as exc:
         _record_failure(run, exc)
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        observers.end(RunEnd(status, experiment.loop.step, detail=repr(exc)))
         raise
     run.set_status("finished", resumed_from=resumed_from.describe() if resumed_from else None)
     if not config.checkpoint.keep:
         checkpoint_path.unlink(missing_ok=True)
     return RunOutcome(run.path, summary, resumed_from=resumed_from)
+
+
+def _run_start(run: RunDir, experiment: Experiment, resumed: bool) -> RunStart:
+    """What the observers get before the first update: the plan, and what a resumed run's
+    checkpoint holds (its records, losses and finished phases), for trackers to rebuild from."""
+    losses = experiment.train_loss_frame()["loss"].tolist() if resumed else []
+    return RunStart(
+        run_id=experiment.prepared.run_id,
+        path=run.path,
+        config=experiment.prepared.config,
+        num_tasks=experiment.prepared.plan.num_tasks,
+        updates_per_phase=experiment.loop.plan.updates_per_phase,
+        start_step=experiment.position.step,
+        resumed=resumed,
+        records=experiment.log.frame(),
+        train_losses=tuple(losses),
+        phase_end_steps=tuple(experiment.timing.phase_end_steps),
+    )
 
 
 def _write_inputs(run: RunDir, prepared: Prepared) -> None:

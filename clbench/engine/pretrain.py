@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from clbench.config import RunConfig
+from clbench.engine.observer import LOG
 from clbench.errors import ConfigError
 
 
-def pretrain(config: RunConfig, out: str | Path) -> dict[str, Any]:
+def pretrain(config: RunConfig, out: str | Path, progress: bool = False) -> dict[str, Any]:
     """Train ``config`` (model ``timm``, random init), save its backbone to ``out``.
 
     Returns ``{"path", "source_test_acc", "train_s", "updates"}``. Everything is validated
-    (config, data, weights suffix) before training starts.
+    (config, data, weights suffix) before training starts. ``progress``: a progress bar on
+    stderr; without it, a `logging` line (logger ``clbench``) at every tenth of the updates.
     """
     from clbench.engine.runner import Experiment, prepare
     from clbench.models.timm_model import WEIGHT_SUFFIXES, save_backbone_checkpoint
@@ -41,7 +43,20 @@ def pretrain(config: RunConfig, out: str | Path) -> dict[str, Any]:
         update={"eval": config.eval.model_copy(update={"every": 10**12, "track_forward": False})}
     )
     exp = Experiment(prepare(config))
-    exp.run()
+    total = exp.total_updates()
+    if progress:
+        from clbench.engine.progress import ProgressBar
+
+        with ProgressBar(total, f"pretrain {out.name}") as bar:
+            exp.run(on_update=lambda _step: bar.advance())
+    else:
+        tenth = max(1, total // 10)
+
+        def log_progress(step: int) -> None:
+            if step % tenth == 0 or step == total:
+                LOG.info("pretrain %s: update %d of %d", out.name, step, total)
+
+        exp.run(on_update=log_progress)
     path = save_backbone_checkpoint(exp.model, out)
     frame = exp.log.frame()
     full = frame[(frame["kind"] == "full") & (frame["step"] == frame["step"].max())]

@@ -38,6 +38,12 @@ class RecordLog:
         tasks = list(range(correct.shape[0])) if tasks is None else tasks
         self._pending.append((kind, step, phase, current_task, tasks, correct, loss_sum, n))
 
+    def latest(self) -> tuple[str, int, int, int, list[int], torch.Tensor, torch.Tensor]:
+        """The evaluation added last, still buffered (call right after `add`): kind, step,
+        phase, current task, tasks, per-task correct counts and sample counts (tensors)."""
+        kind, step, phase, current, tasks, correct, _loss, n = self._pending[-1]
+        return kind, step, phase, current, tasks, correct, n
+
     def flush(self) -> None:
         """Move buffered evaluations to host rows (one device->host copy)."""
         if not self._pending:

@@ -22,11 +22,13 @@ import pandas as pd
 import torch
 
 from clbench.config import RunConfig, component, config_hash, plugin_params
+from clbench.data.cache import load_memmapped
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import resolve_data_root
 from clbench.data.stream import Storage, StreamData, split_bytes
 from clbench.engine.checkpoint import Checkpointer, Position, cloned, make_checkpoint
 from clbench.engine.evaluator import ContinualEvaluator
+from clbench.engine.observer import Evaluation, Observers
 from clbench.engine.recipe import BatchAugmenter, check_augment_data, check_recipe
 from clbench.engine.records import RecordLog
 from clbench.engine.schedule import EvalSchedule
@@ -60,7 +62,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_storage(config: RunConfig, dataset: InMemoryDataset, device: torch.device) -> Storage:
-    """``storage=auto``: the device when it is the host or the data fits its share of it."""
+    """``storage=auto``: the device when it is the host or the data fits its share of it, else
+    host memory. ``memmap`` is never chosen automatically: it writes a cache to disk."""
     if config.storage != "auto":
         return config.storage
     if device.type != "cuda":
@@ -109,7 +112,8 @@ def run_name(config: RunConfig) -> str:
 
 
 def prepare(config: RunConfig) -> Prepared:
-    """Check everything that can be checked and load the data; never writes anything."""
+    """Check everything that can be checked and load the data; never writes anything, except
+    that ``storage=memmap`` builds the dataset's cache (`clbench.data.cache`) when missing."""
     device = resolve_device(config.device)
     seeds = derived_seeds(config.seed)
     strategy_name, strategy_params = component(config, "strategy")
@@ -127,7 +131,8 @@ def prepare(config: RunConfig) -> Prepared:
         data_params, resolve_data_root(config.data.get("root")), bool(config.data.get("download"))
     )
     source.check_available()
-    dataset = source.load()
+    # storage=memmap: mapped from the cache, decoded into it on the first run
+    dataset = load_memmapped(source, data_name) if config.storage == "memmap" else source.load()
     model_builder.check_input(dataset.input_shape)
 
     scenario_name, scenario_params = component(config, "scenario")
@@ -238,6 +243,8 @@ class Experiment:
         # (batches, live epoch iterator) of the phase `restore` resumed inside
         self._resumed: tuple[Any, Iterator[Any]] | None = None
         self._finite_upto = 0
+        self.observers = Observers()  # live trackers and progress logs (`run_job` sets them)
+        self._losses_observed = 0  # training losses handed to the observers so far
 
     # -- setup ------------------------------------------------------------------------------
     def _context(self) -> StrategyContext:
@@ -311,7 +318,32 @@ class Experiment:
         result = evaluate(*args)
         self._sync()
         self.timing.eval_s += time.perf_counter() - start
+        if self.observers:
+            self._observe_evaluation()
         return result
+
+    def _observe_evaluation(self) -> None:
+        """Hand the evaluation just made (and the losses before it) to the observers; its
+        accuracies are read after `_timed_eval`'s synchronisation, so no extra wait."""
+        self._observe_losses()
+        kind, step, phase, current, tasks, correct, n = self.log.latest()
+        # as `RecordLog.flush` makes them: whole counts, divided in double precision
+        counts, sizes = correct.cpu().round().long().tolist(), n.cpu().tolist()
+        accuracies = [c / s for c, s in zip(counts, sizes, strict=True)]
+        loop = self.loop
+        preupdate = kind == "subset" and phase > 0 and loop.phase_step == 0
+        evaluation = Evaluation(
+            kind, step, phase, current, tuple(tasks), tuple(accuracies), loop.seen_upto, preupdate
+        )
+        self.observers.notify("on_evaluation", evaluation)
+
+    def _observe_losses(self) -> None:
+        """Hand the training losses not yet observed to the observers (one transfer)."""
+        new = self.train_losses[self._losses_observed :]
+        if new:
+            first = self._losses_observed + 1
+            self._losses_observed = len(self.train_losses)
+            self.observers.notify("on_train_losses", first, torch.stack(new).float().cpu().tolist())
 
     def phase_batches_counts(self) -> list[int]:
         """Batches per epoch of each phase (the loop plan's)."""
@@ -411,6 +443,7 @@ class Experiment:
         keep = hooks.checkpointer is not None
         self._phase_start = cloned(self.state_dict()) if keep else None
         self._before_phase(k)
+        self.observers.notify("on_phase_start", k, loop.step)
         if self.prepared.config.eval.preupdate_every_task and k > 0:
             current = self.prepared.plan.phases[k].current_task
             self._timed_eval(self.evaluator.evaluate_subsets, loop.step, k, current, loop.seen_upto)
@@ -429,7 +462,8 @@ class Experiment:
         n_batches = loop.plan.batches_per_epoch[loop.phase]
         last_epoch = epoch == loop.plan.epochs - 1
         clock = _TrainClock(self)
-        for b, (index, task) in enumerate(epoch_batches, start=first_batch):
+        # off-device data on a GPU: each batch's copy is issued while the one before trains
+        for b, (index, task) in enumerate(self.data.prefetching(epoch_batches), start=first_batch):
             loop.batch = b + 1
             self._update(index, task)
             self._after_update(last_epoch and b == n_batches - 1, clock, hooks)
@@ -508,6 +542,9 @@ class Experiment:
         self.log.flush()
         self.timing.phase_end_steps.append(loop.step)
         self.timing.updates = loop.step
+        if self.observers:  # before the checkpoint: a resume replays up to it (RunStart)
+            self._observe_losses()
+            self.observers.notify("on_phase_end", k, loop.step)
         checkpointer = hooks.checkpointer
         if checkpointer is not None and checkpointer.at_phase_end:
             here = Position(k + 1, 0, 0, loop.step, 0, loop.seen_upto, False)
@@ -648,6 +685,7 @@ class Experiment:
         losses = state["train_losses"]
         self.train_losses = [] if losses is None else list(losses.to(self.device).unbind())
         self._finite_upto = len(self.train_losses)
+        self._losses_observed = len(self.train_losses)  # a resume hands these over at its start
 
     def budget_parts(self) -> tuple[list[torch.nn.Parameter], list[Any]]:
         """What the budget counts: the parameters of the networks the strategy declares it

@@ -20,8 +20,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "(acc/task_<t>, acc_full/task_<t>), training loss (train/loss), final metrics "
         "(metric/<name>) and the config. --to tensorboard writes <out>/<run id>/ "
         "(tensorboard --logdir <out>); --to wandb writes offline runs under <out>/wandb/ "
-        "(no network or API key needed; upload later with `wandb sync`). Needs the `loggers` "
-        "extra: pip install 'clbench[loggers]'.",
+        "(no network or API key needed; upload later with `wandb sync`). Needs the tracker's "
+        "extra: pip install 'clbench[tensorboard]' or 'clbench[wandb]' ('clbench[loggers]': "
+        "all). To follow runs live, set output.trackers instead (docs/tracking.md).",
     )
     export.add_argument("runs", nargs="+", metavar="RUN_OR_RESULTS", help="run or results folders")
     export.add_argument("--to", required=True, choices=TARGETS, help="tracker to export to")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from clbench.errors import ClbenchError
 
+# the pip extra of each tracker (pyproject.toml); `loggers` installs all of them
+EXTRAS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
-def missing_tracker(package: str, exc: ImportError) -> ClbenchError:
+
+def missing_tracker(tracker: str, exc: ImportError, where: str = "export") -> ClbenchError:
+    extra = EXTRAS.get(tracker, "loggers")
     return ClbenchError(
-        f"export: the {package} package is not installed ({exc}); "
-        "install it with: pip install 'clbench[loggers]'"
+        f"{where}: the {tracker} package is not installed ({exc}); install it with: "
+        f'pip install "clbench[{extra}]" (or "clbench[loggers]" for every tracker)'
     )

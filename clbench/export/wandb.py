@@ -1,8 +1,10 @@
-"""Weights & Biases export in offline mode: never touches the network nor needs an API key.
+"""Weights & Biases: offline runs that never touch the network nor need an API key.
 
-Each run becomes ``<out>/wandb/offline-run-<time>-<id>/`` with the resolved config, the same
-per-step scalars as TensorBoard and the final metrics in the run summary; the seeds of one
-setting share a W&B group. ``wandb sync <folder>`` uploads it later, to the W&B run whose id is
+`clbench export --to wandb` forces offline mode; live tracking (`clbench.export.live`) is
+offline unless ``WANDB_MODE`` (or an API key) says otherwise. Each exported run becomes
+``<out>/wandb/offline-run-<time>-<id>/`` with the resolved config, the same per-step scalars as
+TensorBoard and the final metrics in the run summary; the seeds of one setting share a W&B
+group. ``wandb sync <folder>`` uploads it later, to the W&B run whose id is
 the clbench run id (so syncing again updates that run instead of adding one).
 """
 
@@ -11,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from clbench.export.missing import missing_tracker
 from clbench.export.run_log import RunLog
+from clbench.export.scalars import RunMeta
+from clbench.export.sink import replay
 
 DEFAULT_PROJECT = "clbench"
 # W&B run ids: at most 64 characters, none of / \ # ? % :
@@ -23,12 +28,12 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _OFFLINE_ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true"}
 
 
-def require_wandb() -> None:
+def require_wandb(where: str = "export") -> None:
     """Fail early, before any run is read, when wandb is not installed."""
     try:
         import wandb  # noqa: F401
     except ImportError as exc:
-        raise missing_tracker("wandb", exc) from None
+        raise missing_tracker("wandb", exc, where) from None
 
 
 def wandb_id(run_id: str) -> str:
@@ -56,6 +61,67 @@ def _offline() -> Iterator[None]:
                 os.environ[key] = value
 
 
+class WandbSink:
+    """A W&B run in ``folder`` (``<folder>/wandb/<mode>-run-<time>-<id>/``) whose id is the
+    clbench run id's (`wandb_id`). ``mode`` "offline" never touches the network; "online"
+    continues the W&B run of that id if it exists (``resume="allow"``)."""
+
+    def __init__(self, folder: Path, meta: RunMeta, mode: str, project: str) -> None:
+        require_wandb()
+        import wandb
+
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = wandb.Settings(
+            silent=True,
+            console="off",
+            x_disable_stats=True,
+            disable_git=True,
+            disable_code=True,
+            disable_job_creation=True,
+        )
+        self.last_step = 0
+        self.run: Any = wandb.init(
+            mode=mode,
+            dir=str(folder),
+            project=project,
+            id=wandb_id(meta.run_id),
+            name=meta.run_id,
+            group=meta.setting,
+            tags=[f"{k}={v}"[:64] for k, v in meta.tags.items()],
+            config=meta.config,
+            settings=settings,
+            reinit="create_new",
+            **({"resume": "allow"} if mode == "online" else {}),
+        )
+
+    @property
+    def path(self) -> Path:
+        """The W&B run folder (what ``wandb sync`` takes)."""
+        return Path(self.run.dir).parent
+
+    def log_steps(self, steps: Mapping[int, Mapping[str, float]]) -> None:
+        for step, values in steps.items():
+            self.run.log(dict(values), step=step)
+            self.last_step = max(self.last_step, step)
+
+    def log_summary(self, metrics: Mapping[str, float]) -> None:
+        self.run.summary.update(dict(metrics))
+
+    def log_file(self, path: Path) -> None:
+        import wandb
+
+        if path.suffix.lower() == ".png":
+            self.run.log({path.stem: wandb.Image(str(path))}, step=self.last_step)
+        else:
+            self.run.save(str(path), base_path=str(path.parent), policy="now")
+
+    def flush(self) -> None:
+        pass  # the W&B service writes as it receives
+
+    def close(self, status: str) -> None:
+        self.run.finish(exit_code=0 if status == "finished" else 1)
+
+
 def export_wandb(
     log: RunLog, out: Path, project: str = DEFAULT_PROJECT, replace: bool = False
 ) -> Path:
@@ -64,37 +130,10 @@ def export_wandb(
     require_wandb()
     import shutil
 
-    import wandb
-
     if replace:
         for old in exported_wandb(out, log.run_id):
             shutil.rmtree(old)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = wandb.Settings(
-        silent=True,
-        console="off",
-        x_disable_stats=True,
-        disable_git=True,
-        disable_code=True,
-        disable_job_creation=True,
-    )
     with _offline():
-        run = wandb.init(
-            mode="offline",
-            dir=str(out),
-            project=project,
-            id=wandb_id(log.run_id),
-            name=log.run_id,
-            group=log.setting,
-            tags=[f"{k}={v}"[:64] for k, v in log.tags.items()],
-            config=log.config,
-            settings=settings,
-            reinit="create_new",
-        )
-        try:
-            for step, values in log.steps.items():
-                run.log(values, step=step)
-            run.summary.update(log.metrics)
-        finally:
-            run.finish()
-    return Path(run.dir).parent
+        sink = WandbSink(out, log, mode="offline", project=project)
+        replay(log, sink)
+    return sink.path

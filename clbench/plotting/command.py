@@ -27,6 +27,10 @@ labelled by the config keys that differ between them.
   bars    summary metrics per setting
   matrix  the phase-end accuracy matrix R[i, j]
 
+Figures never grow wider than 16 in: many settings get rows of panels, and past a limit per kind
+(curves 32, gap 8, bars 40, matrix 16) the settings with the best final_acc, with a note saying
+how to choose others (fewer run folders, or --group-by).
+
 --schedule instead builds the scenario plan of CONFIG (YAML; default: the embedded default)
 with key.sub=value overrides, without training or writing a run folder, and draws its
 task x phase heatmap of training-sample counts.
@@ -163,13 +167,13 @@ def figure_paths(out: str | None, kinds: Sequence[str], fmt: str | None) -> dict
 
 def _plot_runs(args: argparse.Namespace) -> int:
     from clbench.errors import ClbenchError
-    from clbench.plotting.bars import choose_metrics, draw_bars
-    from clbench.plotting.curves import draw_curves
+    from clbench.plotting.bars import MAX_BARS, choose_metrics, draw_bars
+    from clbench.plotting.curves import MAX_FACETS, draw_curves
     from clbench.plotting.figure import save_figure
-    from clbench.plotting.gap import DEFAULT_WINDOW, NoBoundaryError, draw_gap
-    from clbench.plotting.matrix import draw_matrix
+    from clbench.plotting.gap import DEFAULT_WINDOW, MAX_ROWS, NoBoundaryError, draw_gap
+    from clbench.plotting.matrix import MAX_PANELS, draw_matrix
     from clbench.plotting.run_data import has_records, has_summary
-    from clbench.plotting.settings import check_group_keys, group_settings
+    from clbench.plotting.settings import check_group_keys, group_settings, keep_best
     from clbench.results.reader import load_runs
 
     kinds = list(KINDS) if args.kind in (None, "all") else [args.kind]
@@ -196,6 +200,8 @@ def _plot_runs(args: argparse.Namespace) -> int:
         "bars": lambda settings: draw_bars(settings, metrics),
         "matrix": lambda settings: draw_matrix(settings),
     }
+    # settings one figure can show readably; the figure keeps the best and this says so
+    limits = {"curves": MAX_FACETS, "gap": MAX_ROWS, "bars": MAX_BARS, "matrix": MAX_PANELS}
     written = 0
     for kind, path in paths.items():
         needs, usable = (
@@ -208,6 +214,9 @@ def _plot_runs(args: argparse.Namespace) -> int:
         if not usable:
             continue
         settings = group_settings(usable, group_by)
+        _, note = keep_best(settings, limits[kind], kind)
+        if note:
+            print(note)
         try:
             fig = draw[kind](settings)
         except NoBoundaryError as exc:

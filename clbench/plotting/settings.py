@@ -87,3 +87,45 @@ def check_group_keys(runs: Sequence[RunFolder], group_by: Sequence[str]) -> None
 def _group_key(run: RunFolder, group_by: Sequence[str]) -> tuple[Any, ...]:
     flat = flat_config(run.config)
     return tuple(flat.get(k) for k in group_by)
+
+
+RANK_METRIC = "final_acc"
+
+
+def rank_settings(settings: Sequence[Setting], metric: str = RANK_METRIC) -> list[Setting]:
+    """Best first by the seed mean of ``metric`` (higher is better); settings whose runs lack it
+    (no summary, or null) keep their order after the others."""
+
+    def mean(setting: Setting) -> float | None:
+        values = []
+        for run in setting.runs:
+            if run.file("summary.json").is_file():
+                value = run.summary["metrics"].get(metric)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    values.append(float(value))
+        return sum(values) / len(values) if values else None
+
+    means = [mean(s) for s in settings]
+    order = sorted(range(len(settings)), key=lambda i: (means[i] is None, -(means[i] or 0.0), i))
+    return [settings[i] for i in order]
+
+
+def keep_best(
+    settings: Sequence[Setting], limit: int, kind: str
+) -> tuple[list[Setting], str | None]:
+    """``settings`` when at most ``limit``; else the ``limit`` best by `RANK_METRIC` (best first)
+    and a note saying so and how to choose others: a figure of every setting would be too large
+    to read."""
+    if len(settings) <= limit:
+        return list(settings), None
+    note = (
+        f"{kind}: {len(settings)} settings are too many for one readable figure; drawn: the "
+        f"{limit} with the best {RANK_METRIC} (seed mean). To draw others, pass only their run "
+        "folders (e.g. results/er-*) or pool settings with --group-by KEY"
+    )
+    return rank_settings(settings)[:limit], note
+
+
+def shown_note(total: int, kept: int) -> str:
+    """The figure-title remark for a figure that keeps the best ``kept`` of ``total`` settings."""
+    return f" (best {kept} of {total} settings by {RANK_METRIC})" if kept < total else ""

@@ -1,33 +1,21 @@
 """What each report column means: which direction is better, how many decimals, the defaults,
 whether the evaluation schedule can change it and which gap pair count it is averaged over.
 
-This is the one place that says whether higher or lower is better for a metric; tables, best-value
-marking and every output format read it from here.
+Whether higher or lower is better comes from one table, `clbench.metrics.directions`, which the
+figures read too; tables, best-value marking and every output format read it through here.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-Direction = Literal["higher", "lower"]
-
-# Summary metrics (clbench.metrics.compute_metrics) and budget entries (summary.json "budget").
-HIGHER_IS_BETTER = frozenset(
-    {"final_acc", "aia", "bwt", "fwt", "min_acc", "wc_acc", "lca", "recovered_fraction"}
-)
-# Configured amounts (updates, samples seen, buffer size, parameter counts) describe the setting
-# rather than an outcome: they have no direction and are never marked best.
-LOWER_IS_BETTER = frozenset({"forgetting", "gap_depth_mean", "recovery_time_mean", "buffer_bytes"})
-# Names that carry a parameter or a unit: windowed metrics (wf_10, wp_100) and measured resources,
-# wall-clock times (train_time_s, eval_time_s, checkpoint_time_s) and memory (peak_memory_mb).
-PATTERN_DIRECTIONS: tuple[tuple[re.Pattern[str], Direction], ...] = (
-    (re.compile(r"wf_\d+"), "lower"),
-    (re.compile(r"wp_\d+"), "higher"),
-    (re.compile(r".+_time_s"), "lower"),
-    (re.compile(r".+_mb"), "lower"),
-)
+# re-exported: reports (and the GTEP sweep) read the direction table through this module
+from clbench.metrics.directions import HIGHER_IS_BETTER as HIGHER_IS_BETTER
+from clbench.metrics.directions import LOWER_IS_BETTER as LOWER_IS_BETTER
+from clbench.metrics.directions import PATTERN_DIRECTIONS as PATTERN_DIRECTIONS
+from clbench.metrics.directions import Direction as Direction
+from clbench.metrics.directions import direction as metric_direction
 
 DEFAULT_METRICS = ("final_acc", "aia", "forgetting", "min_acc", "wc_acc", "wf_10", "gap_depth_mean")
 DEFAULT_BUDGET = (
@@ -119,11 +107,7 @@ def direction(name: str) -> Direction | None:
     """Whether a higher or lower value of a metric or budget column is better (None: neither)."""
     if name.startswith(STRATEGY_REPORT_PREFIX):
         return None
-    if name in HIGHER_IS_BETTER:
-        return "higher"
-    if name in LOWER_IS_BETTER:
-        return "lower"
-    return next((d for pattern, d in PATTERN_DIRECTIONS if pattern.fullmatch(name)), None)
+    return metric_direction(name)
 
 
 def schedule_dependent(name: str) -> bool:

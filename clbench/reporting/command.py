@@ -39,6 +39,16 @@ def _number(text: str) -> float:
         ) from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
+    return value
+
+
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``clbench report``."""
     report = sub.add_parser(
@@ -89,7 +99,19 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         metavar="M",
         help="order rows best first by this column (one of the table's), as a leaderboard",
     )
-    report.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    report.add_argument(
+        "--out",
+        metavar="FILE_OR_DIR",
+        help="write to FILE instead of stdout; with --format html and a folder (an existing one, "
+        "a name without suffix, or ending in /): the results page DIR/index.html, with figures "
+        "and every run's config (self-contained, opens offline)",
+    )
+    report.add_argument(
+        "--window",
+        type=_positive_int,
+        metavar="W",
+        help="results page: updates shown after each task boundary in the gap zoom (default 100)",
+    )
     report.add_argument(
         "--baseline",
         metavar="LABEL_OR_KEY=VALUE",
@@ -182,6 +204,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     aggregate = _aggregate_options(args)
     out = Path(args.out) if args.out else None
     fmt = args.format or (FORMAT_BY_SUFFIX.get(out.suffix.lower(), "md") if out else "md")
+    if fmt == "html" and args.format == "html" and _is_page_folder(args.out):
+        if aggregate is not None:
+            raise ConfigError("--out", args.out, "a file ending in .html with --aggregate")
+        return _write_page(args)
+    if args.window is not None:
+        raise ConfigError("--window", args.window, "only with --format html --out DIR")
+    if out is not None and (out.is_dir() or args.out.endswith(("/", "\\"))):
+        raise ConfigError("--out", args.out, "a file (a folder only with --format html)")
     result = render_report(
         args.results,
         group_by=args.group_by,
@@ -209,4 +239,44 @@ def _cmd_report(args: argparse.Namespace) -> int:
         rows = sum(len(table.rows) for table in result.tables)
         made = f"{len(result.tables)} table(s), {rows} row(s)"
     print(f"{out}: {fmt}, {made} from {len(result.runs.frame)} run(s)", file=sys.stderr)
+    return 0
+
+
+def _is_page_folder(out: str | None) -> bool:
+    """Whether ``--out`` names a folder for the results page: an existing folder, a path ending
+    in a slash, or a name without a suffix (``report.html`` stays the single-table page)."""
+    if not out:
+        return False
+    path = Path(out)
+    return path.is_dir() or out.endswith(("/", "\\")) or not path.suffix
+
+
+def _write_page(args: argparse.Namespace) -> int:
+    from clbench.reporting.html_page import write_results_page
+
+    page = write_results_page(
+        args.results,
+        args.out,
+        window=args.window,
+        group_by=args.group_by,
+        split_by=args.split_by,
+        metrics=args.metrics,
+        baseline=args.baseline,
+        include_partial=args.include_partial,
+        strict=args.strict,
+        sort_by=args.sort,
+        ci=args.ci,
+        confidence=args.confidence,
+    )
+    report = page.report
+    if report.skipped:
+        print(f"clbench report: {report.skipped}", file=sys.stderr)
+    rows = sum(len(table.rows) for table in report.tables)
+    kinds = f"{page.svg} SVG, {page.figures - page.svg} PNG" if page.figures else "none"
+    print(
+        f"{page.path}: results page, {len(report.tables)} table(s), {rows} setting(s), "
+        f"{page.figures} figure(s) ({kinds}), {page.size / 1e6:.1f} MB, from "
+        f"{len(report.runs.frame)} run(s)",
+        file=sys.stderr,
+    )
     return 0

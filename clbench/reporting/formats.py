@@ -14,12 +14,15 @@ import html
 import io
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clbench.reporting.columns import ColumnSpec
 from clbench.reporting.significance import BOOTSTRAP_RESAMPLES, Comparison, Stat
 from clbench.reporting.table import Row, Table
 from clbench.results.labels import value_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LABEL_HEADER = "setting"
 P_FLOOR = 0.001  # smaller p-values print as p<0.001
@@ -398,6 +401,13 @@ def _cell_record(table: Table, row: Row, column: ColumnSpec, with_deltas: bool) 
 
 
 def to_csv(tables: Sequence[Table]) -> str:
+    """`csv_frame` as CSV text."""
+    buffer = io.StringIO()
+    csv_frame(tables).to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def csv_frame(tables: Sequence[Table]) -> pd.DataFrame:
     """One row per table row: split and group keys, n, then per metric ``<m>_mean``, ``_std``,
     ``_n``, ``_ci_low``, ``_ci_high``, ``_best``, ``_p_vs_best``, ``_comparable`` (and ``_delta``,
     ``_delta_ci_low``, ``_delta_ci_high``, ``_delta_p``, ``_delta_p_holm``, ``_delta_test`` with
@@ -428,10 +438,8 @@ def to_csv(tables: Sequence[Table]) -> str:
     split_keys = [k for t in tables for k in t.split]
     group_keys = [k for t in tables for k in t.group_by]
     order = list(dict.fromkeys([*split_keys, "label", *group_keys, *records[0]])) if records else []
-    buffer = io.StringIO()
     # object dtype: an integer key that some rows lack stays 200, not 200.0
-    pd.DataFrame(records, columns=order, dtype=object).to_csv(buffer, index=False)
-    return buffer.getvalue()
+    return pd.DataFrame(records, columns=order, dtype=object)
 
 
 RENDERERS: dict[str, Callable[[Sequence[Table]], str]] = {

@@ -35,6 +35,8 @@ class RunFrame:
     configs: list[dict[str, Any]]  # resolved config of each row, in row order
     # strategy_report.* numbers: columns only when named (``all`` leaves them out)
     strategy_columns: list[str] = field(default_factory=list)
+    # the value columns that come from summary.json "budget" (what a run cost, not how it did)
+    budget_columns: list[str] = field(default_factory=list)
 
     @property
     def key_columns(self) -> list[str]:
@@ -74,6 +76,7 @@ def _summary(run: RunFolder) -> dict[str, Any]:
 def build_frame(runs: Sequence[RunFolder]) -> RunFrame:
     """One row per run; config and tag columns keep Python values (no int -> float upcasts)."""
     keys_rows, value_rows, fact_rows, configs = [], [], [], []
+    budget_names: dict[str, None] = {}
     for run in runs:
         config, summary = run.config, _summary(run)
         tags = {**((config.get("output") or {}).get("tags") or {}), **(summary.get("tags") or {})}
@@ -88,7 +91,9 @@ def build_frame(runs: Sequence[RunFolder]) -> RunFrame:
             }
         )
         values = {k: v for k, v in summary.get("metrics", {}).items() if _is_scalar(v)}
-        values.update({k: v for k, v in (summary.get("budget") or {}).items() if _is_scalar(v)})
+        budget = {k: v for k, v in (summary.get("budget") or {}).items() if _is_scalar(v)}
+        values.update(budget)
+        budget_names.update(dict.fromkeys(budget))
         value_rows.append(values)
         fact_rows.append(flatten_numbers(summary.get("strategy_report")))
         configs.append(config)
@@ -112,6 +117,7 @@ def build_frame(runs: Sequence[RunFolder]) -> RunFrame:
         value_columns=value_columns,
         configs=configs,
         strategy_columns=strategy_columns,
+        budget_columns=[k for k in value_columns if k in budget_names],
     )
 
 

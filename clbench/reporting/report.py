@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from clbench.reporting.frame import RunFrame
     from clbench.reporting.significance import CiMethod
     from clbench.reporting.table import Table
+    from clbench.results.reader import RunFolder
 
 
 @dataclass
@@ -31,6 +32,8 @@ class ReportResult:
     tables: list[Table]
     runs: RunFrame  # the per-run frame the tables were built from (``runs.frame``)
     aggregates: list[Aggregate] = field(default_factory=list)  # with ``aggregate``, not tables
+    # the run folders behind ``runs.frame``, in its row order (figures of the results page)
+    folders: list[RunFolder] = field(default_factory=list)
 
 
 def render_report(
@@ -95,7 +98,9 @@ def render_report(
         for option, value in (("--baseline", baseline), ("--sort", sort_by)):
             if value is not None:  # table options: silently ignoring them would mislead
                 raise ConfigError(option, value, "nothing with --aggregate (tables only)")
-        return _render_aggregate(runs, skipped, aggregate, group_by, split_by, metrics, fmt)
+        result = _render_aggregate(runs, skipped, aggregate, group_by, split_by, metrics, fmt)
+        result.folders = list(loaded.finished)
+        return result
     columns = _select_columns(metrics, runs)
     sort_column = None
     if sort_by is not None:
@@ -112,7 +117,9 @@ def render_report(
         ci=ci_method,
         confidence=level,
     )
-    return ReportResult(RENDERERS[fmt](tables), skipped, tables, runs)
+    return ReportResult(
+        RENDERERS[fmt](tables), skipped, tables, runs, folders=list(loaded.finished)
+    )
 
 
 def _render_aggregate(

@@ -200,7 +200,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         for marker in (*path.rglob(STATUS_FILE), *path.rglob("config.yaml")):
             if _is_run(marker.parent):
                 found.add(marker.parent)
-    return sorted(found)
+    # a run folder holds no other run: a config.yaml inside one is a tracker's copy (e.g. W&B's
+    # trackers/wandb/offline-run-*/files/config.yaml), not a run
+    return sorted(p for p in found if not any(parent in found for parent in p.parents))
 
 
 def _is_run(path: Path) -> bool:

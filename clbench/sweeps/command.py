@@ -15,18 +15,55 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clbench.reporting.command import FORMAT_BY_SUFFIX
 
 if TYPE_CHECKING:
-    from clbench.sweep.preflight import Checked
-    from clbench.sweep.suite import GtepSelect, LoadedSuite, PlannedRun, SuiteReport
+    from clbench.sweeps.preflight import Checked
+    from clbench.sweeps.suite import GtepSelect, LoadedSuite, PlannedRun, SuiteReport
 
 EXIT_FAILED_RUNS = 1
 EXIT_INTERRUPTED = 130
-DEFAULT_SLURM_TIME_MIN = 60  # clbench.sweep.slurm.DEFAULT_TIME_MIN (not imported: submitit)
+
+
+@dataclass
+class SweepOptions:
+    """What ``clbench sweep`` takes besides the suite, by the options' names (``--jobs`` is
+    ``jobs``); `clbench.sweep(...)` builds one from its keywords."""
+
+    suite: str
+    grid: list[str] = field(default_factory=list)  # "KEY=V1,V2" axes added or replaced
+    seeds: str | None = None  # "0-4" or "0,2,5"
+    jobs: int = 1
+    executor: str = "local"  # local | ray | slurm
+    address: str | None = None
+    gpus_per_run: float = 0.0
+    slurm_partition: str | None = None
+    slurm_time: int | None = None
+    slurm_array_parallelism: int | None = None
+    slurm_folder: str | None = None
+    slurm_option: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    report: str | None = None
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> SweepOptions:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+@dataclass
+class SweepOutcome:
+    """How a sweep ended: its exit code and the folders of the runs it reports on."""
+
+    code: int  # 0, EXIT_FAILED_RUNS, or 128 + signal
+    root: Path  # the suite's results root
+    run_paths: list[Path]  # the planned runs (the evaluation runs under a GTEP protocol)
+
+
+DEFAULT_SLURM_TIME_MIN = 60  # clbench.sweeps.slurm.DEFAULT_TIME_MIN (not imported: submitit)
 SLURM_FLAGS = ("slurm_partition", "slurm_time", "slurm_array_parallelism", "slurm_folder")
 
 
@@ -131,10 +168,16 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    """The ``clbench sweep`` handler."""
+    return execute_sweep(SweepOptions.from_namespace(args)).code
+
+
+def execute_sweep(args: SweepOptions) -> SweepOutcome:
+    """Check, then run (or with ``dry_run`` list) the suite's runs; see the module docstring."""
     from clbench.errors import ConfigError
-    from clbench.sweep import gtep, preflight
-    from clbench.sweep.state import SweepLock
-    from clbench.sweep.suite import expand, load_suite, parse_grid_option, parse_seeds
+    from clbench.sweeps import gtep, preflight
+    from clbench.sweeps.state import SweepLock
+    from clbench.sweeps.suite import expand, load_suite, parse_grid_option, parse_seeds
 
     if args.jobs < 1:
         raise ConfigError("--jobs", args.jobs, "an integer >= 1")
@@ -154,9 +197,10 @@ def run_sweep(args: argparse.Namespace) -> int:
         gtep.check_metric(protocol.select)
     preflight.validate_pretrain_steps(loaded)
     checked = preflight.check_runs(loaded, expansion.runs, preflight.pending_backbones(loaded))
+    planned = [loaded.root / run.run_id for run in expansion.runs]
     if args.dry_run:
         _print_plan(expansion.runs, checked, loaded)
-        return 0
+        return SweepOutcome(0, loaded.root, planned)
 
     # one sweep per results root at a time: a second one would start the same runs again
     with SweepLock(loaded.root, loaded.suite.name), _terminate_as_interrupt():
@@ -186,19 +230,19 @@ def run_sweep(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             sweep.print_summary(checked.skip_messages())
-            return 128 + int(signum)
+            return SweepOutcome(128 + int(signum), loaded.root, planned)
     sweep.print_summary(checked.skip_messages())
+    paths = [loaded.root / run.run_id for run in reported]
     if args.report:
-        paths = [loaded.root / run.run_id for run in reported]
         _write_report(args.report, paths, loaded.suite.report)
-    return EXIT_FAILED_RUNS if sweep.state.failed() else 0
+    return SweepOutcome(EXIT_FAILED_RUNS if sweep.state.failed() else 0, loaded.root, paths)
 
 
-def _check_execution_options(args: argparse.Namespace) -> list[str]:
+def _check_execution_options(args: SweepOptions) -> list[str]:
     """Check ``--gpus-per-run`` and the SLURM options before anything else (exit 2, nothing
-    written); the local pool's GPU slots (`clbench.sweep.devices.gpu_slots`), else []."""
+    written); the local pool's GPU slots (`clbench.sweeps.devices.gpu_slots`), else []."""
     from clbench.errors import ConfigError
-    from clbench.sweep.devices import check_gpus_per_run, local_gpu_slots
+    from clbench.sweeps.devices import check_gpus_per_run, local_gpu_slots
 
     executor = args.executor
     gpus = check_gpus_per_run(args.gpus_per_run, executor)
@@ -252,11 +296,11 @@ def _slurm_options_mapping(options: list[str]) -> dict[str, str]:
 
 
 def _slurm_module() -> Any:
-    """`clbench.sweep.slurm`, or `ConfigError` when submitit (an optional extra) is missing."""
+    """`clbench.sweeps.slurm`, or `ConfigError` when submitit (an optional extra) is missing."""
     from clbench.errors import ConfigError
 
     try:
-        from clbench.sweep import slurm
+        from clbench.sweeps import slurm
     except ImportError as exc:
         if not (exc.name or "").startswith("submitit"):
             raise
@@ -266,7 +310,7 @@ def _slurm_module() -> Any:
     return slurm
 
 
-def _resume_command(args: argparse.Namespace) -> str:
+def _resume_command(args: SweepOptions) -> str:
     """The command that continues this sweep (finished runs are skipped, interrupted resumed)."""
     words = ["clbench", "sweep", args.suite]
     for option in args.grid:
@@ -288,7 +332,7 @@ def _resume_command(args: argparse.Namespace) -> str:
 def _run_gtep(sweep: _Sweep, runs: list[PlannedRun], select: GtepSelect) -> list[PlannedRun]:
     """Phase 1 on every grid point, selection, phase 2 on the chosen points."""
     from clbench.engine.run_dir import write_json
-    from clbench.sweep import gtep
+    from clbench.sweeps import gtep
 
     tuning = [r for r in runs if r.phase == "tuning"]
     sweep.execute(tuning, f"{sweep.loaded.suite.name} (tuning)")
@@ -308,10 +352,10 @@ class _Sweep:
     """Runs batches of planned runs on the chosen executor, keeping ``sweep.json`` current."""
 
     def __init__(
-        self, loaded: LoadedSuite, args: argparse.Namespace, gpu_slots: list[str] | None = None
+        self, loaded: LoadedSuite, args: SweepOptions, gpu_slots: list[str] | None = None
     ) -> None:
-        from clbench.sweep.executors import LocalExecutor, RayExecutor
-        from clbench.sweep.state import SweepState
+        from clbench.sweeps.executors import LocalExecutor, RayExecutor
+        from clbench.sweeps.state import SweepState
 
         self.loaded = loaded
         threads = loaded.suite.threads
@@ -331,8 +375,8 @@ class _Sweep:
 
     def execute(self, runs: list[PlannedRun], label: str) -> None:
         from clbench.engine.run_dir import RunDir
-        from clbench.sweep.executors import RunResult, RunTask
-        from clbench.sweep.progress import SweepProgress
+        from clbench.sweeps.executors import RunResult, RunTask
+        from clbench.sweeps.progress import SweepProgress
 
         done = [r for r in runs if RunDir(self.loaded.root / r.run_id).finished]
         done_ids = {r.run_id for r in done}
@@ -382,7 +426,7 @@ class _Sweep:
         print(f"results: {self.loaded.root} (state: {self.state.path})")
 
 
-def _slurm_executor(loaded: LoadedSuite, args: argparse.Namespace, gpus: int) -> Any:
+def _slurm_executor(loaded: LoadedSuite, args: SweepOptions, gpus: int) -> Any:
     """The SLURM executor of this sweep: its resources from the options, logs under the root."""
     slurm = _slurm_module()
     folder = Path(args.slurm_folder) if args.slurm_folder else loaded.root / "slurm"
@@ -448,11 +492,11 @@ def _check_report_keys(options: SuiteReport, runs: list[PlannedRun]) -> None:
     known = {"seed"}
     for run in runs:
         known.update(flat_config(run.config.model_dump(mode="json")))
-    for field in ("split_by", "group_by"):
-        for key in getattr(options, field) or ():
+    for option in ("split_by", "group_by"):
+        for key in getattr(options, option) or ():
             if key not in known and not key.startswith("tags."):
                 raise ConfigError(
-                    f"suite report.{field}",
+                    f"suite report.{option}",
                     key,
                     "a config key of the runs, e.g. data.name, or tags.<name> or seed",
                 )

@@ -1,4 +1,4 @@
-"""Where runs execute: a local process pool or Ray tasks (SLURM: `clbench.sweep.slurm`), all
+"""Where runs execute: a local process pool or Ray tasks (SLURM: `clbench.sweeps.slurm`), all
 calling the same `execute_run`.
 
 `execute_run` is the whole worker: one `clbench.engine.job.run_job` call (which skips a finished
@@ -9,6 +9,7 @@ others. Configs travel as JSON-able dicts and are resolved again in the worker.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -114,10 +115,16 @@ def execute_run(task: RunTask) -> RunResult:
     try:
         from clbench.config import resolve_config
         from clbench.engine.job import run_job
+        from clbench.engine.progress_log import progress_logging
+        from clbench.export.live import build_trackers
         from clbench.plotting.curves import plot_task_curves
 
         config = resolve_config(task.config)
-        outcome = run_job(config, progress=False, figure=plot_task_curves)
+        trackers = build_trackers(config)
+        # stderr not a terminal (e.g. a SLURM job's log): the run's progress as logging lines
+        lines = contextlib.nullcontext() if sys.stderr.isatty() else progress_logging()
+        with lines:
+            outcome = run_job(config, progress=False, figure=plot_task_curves, observers=trackers)
     except KeyboardInterrupt:
         return RunResult(task.run_id, "interrupted", time.perf_counter() - start)
     except BaseException as exc:
@@ -146,7 +153,7 @@ def _folder_status(task: RunTask) -> str | None:
 class LocalExecutor:
     """A process pool of ``jobs`` workers (spawned: no forked torch state, no shared threads).
 
-    With ``gpu_slots`` (`clbench.sweep.devices.gpu_slots`), each worker starts pinned to one
+    With ``gpu_slots`` (`clbench.sweeps.devices.gpu_slots`), each worker starts pinned to one
     slot's device(s) and the pool has at most one worker per slot. Use it as a context manager:
     the pool starts with the first batch and serves every batch (both GTEP phases) until the
     ``with`` block ends.

@@ -15,7 +15,7 @@ from typing import Any
 from clbench.errors import ConfigError
 from clbench.reporting.columns import HIGHER_IS_BETTER, LOWER_IS_BETTER, direction
 from clbench.results.reader import RunFolder
-from clbench.sweep.suite import GtepSelect, PlannedRun, point_label
+from clbench.sweeps.suite import GtepSelect, PlannedRun, point_label
 
 SELECTION_FILE = "gtep_selection.json"
 

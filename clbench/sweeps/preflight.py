@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clbench.config import RunConfig
 from clbench.errors import ClbenchError, DataNotFoundError
-from clbench.sweep.suite import LoadedSuite, PlannedRun, SuiteError, describe
+from clbench.sweeps.suite import LoadedSuite, PlannedRun, SuiteError, describe
 
 
 @dataclass
@@ -53,6 +53,7 @@ def check_runs(
     start; an optional entry's missing data (or missing optional backbone) only skips its runs.
     """
     from clbench.engine.runner import prepare
+    from clbench.export.live import check_trackers
 
     checked = checked or Checked()
     missing_backbones = missing_backbones or {}
@@ -71,6 +72,7 @@ def check_runs(
         if key not in verdicts:
             try:
                 prepare(unseeded)
+                check_trackers(unseeded)  # output.trackers' packages are installed
                 verdicts[key] = None
             except ClbenchError as exc:
                 verdicts[key] = exc

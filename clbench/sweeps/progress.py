@@ -6,7 +6,7 @@ import sys
 from types import TracebackType
 
 from clbench.engine.progress import ProgressBar
-from clbench.sweep.executors import RunResult
+from clbench.sweeps.executors import RunResult
 
 
 class SweepProgress:

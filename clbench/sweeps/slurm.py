@@ -34,7 +34,7 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from clbench.errors import ConfigError
-from clbench.sweep.executors import OnResult, RunResult, RunTask, _stopped_result, execute_run
+from clbench.sweeps.executors import OnResult, RunResult, RunTask, _stopped_result, execute_run
 
 CLUSTER_ENV = "CLBENCH_SLURM_CLUSTER"
 CLUSTERS = ("slurm", "local", "debug")

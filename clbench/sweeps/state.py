@@ -16,8 +16,8 @@ from typing import Any
 from clbench.engine.lock import RunLock, RunLockedError
 from clbench.engine.run_dir import remove_stale_temp_files, write_json
 from clbench.errors import ClbenchError, ConfigError
-from clbench.sweep.executors import RunResult
-from clbench.sweep.suite import LoadedSuite, PlannedRun
+from clbench.sweeps.executors import RunResult
+from clbench.sweeps.suite import LoadedSuite, PlannedRun
 
 STATE_FILE = "sweep.json"
 LOG_FILE = "sweep.log"

@@ -7,8 +7,8 @@ still ties the two modules together), except under ``if TYPE_CHECKING:``, which 
 the named module counts, not the packages above it that Python initialises on the way.
 
 The packages are also layered (`LAYERS`), bottom to top: errors/registry -> scenario, data,
-models, metrics -> strategy -> engine -> results -> reporting, plotting, export, sweep -> cli; a
-package imports only its own layer or lower ones. The built-in ``strategies``/``scenarios`` sit on
+models, metrics -> strategy -> engine -> results -> reporting, plotting, export, sweeps -> api ->
+cli; a package imports only its own layer or lower ones. The built-in ``strategies``/``scenarios`` sit on
 top of the engine-level APIs; clbench's core reaches them only through the registry (by name, at
 run time), never by an import.
 """
@@ -43,8 +43,9 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "engine",
         "strategies scenarios",  # the built-in methods, on the engine-level APIs
         "results",
-        "reporting plotting export sweep",
-        "cli",
+        "reporting plotting export sweeps",
+        "api",  # the Python API, over all of the above
+        "cli",  # a thin layer over the API
         "__main__ clbench",
     )
 )
@@ -243,7 +244,7 @@ def test_the_graph_sees_the_sources() -> None:
     graph = module_graph()
     assert "clbench.engine.runner" in graph
     assert "clbench.strategies.er" in graph and "clbench.scenarios.joint" in graph
-    assert "clbench.engine.job" in graph["clbench.cli.app"]  # imported inside `_cmd_run`
+    assert "clbench.api.run" in graph["clbench.cli.app"]  # imported inside `_cmd_run`
     assert {"cli", "engine", "strategy", "strategies", "scenarios"} <= set(package_graph())
 
 

@@ -155,7 +155,7 @@ def test_a_missing_tracker_names_the_extra_to_install(
         monkeypatch.setitem(sys.modules, module, None)  # import now raises ImportError
     out = tmp_path / "out"
     assert main(["export", str(hand_run), "--to", target, "--out", str(out)]) == 2
-    assert "pip install 'clbench[loggers]'" in capsys.readouterr().err
+    assert f'pip install "clbench[{target}]"' in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -4,7 +4,10 @@ hand-computed seed statistics; the `--schedule` mode; bad input refused before w
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +106,12 @@ def test_bars_show_mean_and_std_over_seeds(hand_runs: dict[str, Path]) -> None:
     from clbench.plotting.bars import draw_bars
 
     fig = draw_bars(settings, ["final_acc", "fwt"])
-    heights = [p.get_height() for p in fig.axes[0].patches]
-    assert heights == pytest.approx([0.775, 0.8])
+    lengths = [p.get_width() for p in fig.axes[0].patches]  # horizontal bars, settings in order
+    assert lengths == pytest.approx([0.775, 0.8])
     assert "n/a" in [t.get_text() for t in fig.axes[1].texts]
+    # readable names, and which direction is better
+    assert [ax.get_title() for ax in fig.axes] == ["final accuracy ↑", "forward transfer ↑"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["er", "naive"]
 
 
 def test_setting_labels_name_only_what_differs() -> None:
@@ -232,7 +238,7 @@ def test_the_commands_hand_the_engine_its_figure(tmp_path: Path) -> None:
     # the engine draws nothing itself (it sits below clbench.plotting): `clbench run` and the
     # sweep's workers pass plot_task_curves; a bare run_job without one writes no image
     from clbench.engine.runner import run_name
-    from clbench.sweep.executors import RunTask, execute_run
+    from clbench.sweeps.executors import RunTask, execute_run
 
     plot = {"output.plot": "true", "train.epochs": 1}
     assert main(["run", "--quiet", *fast_overrides(tmp_path / "cli", **plot)]) == 0
@@ -246,3 +252,202 @@ def test_the_commands_hand_the_engine_its_figure(tmp_path: Path) -> None:
 
     bare = run_job(build_config(None, fast_overrides(tmp_path / "bare", **plot)), progress=False)
     assert not (bare.path / "accuracy.png").exists()
+
+
+# --- figures that scale, and figures for notebooks ---------------------------------------------
+
+MAX_PX = 3000  # no figure may be wider than this at the saved resolution
+
+
+def _width_px(fig: Any) -> float:
+    from clbench.plotting.figure import SAVE_DPI
+
+    return fig.get_figwidth() * SAVE_DPI
+
+
+def _many(real_runs: Path, count: int):
+    """``count`` settings, each one real run under its own label (the figures only read a
+    setting's label and runs), with distinct final accuracies: setting i has 0.01 * i."""
+    from clbench.plotting.settings import Setting
+    from clbench.results.reader import RunFolder
+
+    runs = load_runs([real_runs]).finished
+    settings = []
+    for i in range(count):
+        run = RunFolder(runs[i % len(runs)].path)
+        run.__dict__["summary"] = {  # a cached_property: this copy's summary only
+            **run.summary,
+            "metrics": {**run.summary["metrics"], "final_acc": 0.01 * i},
+        }
+        settings.append(Setting(f"er (buffer_size={10 * i}, train.lr=0.05)", [run]))
+    return settings
+
+
+def test_figures_never_change_the_global_backend(real_runs: Path, tmp_path: Path) -> None:
+    # in a fresh interpreter, as a notebook would be: a backend chosen by the user stays chosen,
+    # pyplot is never imported, and every plotting function returns a Figure
+    script = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("pdf")
+before = matplotlib.get_backend()
+from matplotlib.figure import Figure
+
+from clbench.plotting.bars import draw_bars
+from clbench.plotting.curves import draw_curves, plot_task_curves
+from clbench.plotting.figure import save_figure
+from clbench.plotting.gap import draw_gap
+from clbench.plotting.matrix import draw_matrix
+from clbench.plotting.schedule import draw_schedule, plot_schedule
+from clbench.plotting.settings import group_settings
+from clbench.results.reader import load_runs
+
+runs = load_runs([sys.argv[1]]).finished
+settings = group_settings(runs)
+out = Path(sys.argv[2])
+plan = SimpleNamespace(
+    count_matrix=lambda: np.eye(3, dtype=int) * 5,
+    phases=[SimpleNamespace(current_task=i) for i in range(3)],
+    scenario="class_incremental",
+    dataset="synthetic",
+)
+figures = [
+    draw_curves(settings),
+    draw_curves(settings[:1]),
+    draw_gap(settings),
+    draw_bars(settings, ["final_acc", "forgetting"]),
+    draw_matrix(settings),
+    draw_schedule(plan),
+    plot_schedule(plan, out / "schedule.png"),
+    plot_task_curves(runs[0].records(), runs[0].summary["budget"]["phase_end_steps"],
+                     out / "accuracy.png"),
+]
+save_figure(figures[0], out / "curves.svg")
+assert all(isinstance(f, Figure) for f in figures), figures
+assert matplotlib.get_backend() == before == "pdf", matplotlib.get_backend()
+assert "matplotlib.pyplot" not in sys.modules
+print("ok", len(figures))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(real_runs), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok 8"
+    assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_many_settings_facet_and_keep_the_figures_readable(real_runs: Path) -> None:
+    from clbench.plotting.bars import draw_bars
+
+    settings = _many(real_runs, 26)
+    bars = draw_bars(settings, ["final_acc", "forgetting"])
+    assert _width_px(bars) <= 1920
+    assert len(bars.axes) == 2
+    assert len(bars.axes[0].patches) == 26  # every setting, as a horizontal bar
+    labels = [t.get_text() for t in bars.axes[0].get_yticklabels()]
+    assert labels[0] == "er (buffer_size=250, train.lr=0.05)"  # sorted: best final_acc on top
+    assert "sorted by final_acc, best on top" in bars.get_suptitle()
+
+    curves = draw_curves(settings)
+    assert _width_px(curves) <= 1920
+    assert len(curves.axes) == 26  # one panel per setting, not 26 lines in one panel
+    assert curves.axes[0].get_title().startswith("er (buffer_size=250")  # best first
+    assert len(_lines(curves.axes[0])) == 4  # its 4 tasks
+
+    gap = draw_gap(settings, window=5)
+    assert _width_px(gap) <= MAX_PX
+    assert len(gap.axes) == 8 * 3  # the best 8 settings x 3 boundaries
+    assert "(best 8 of 26 settings by final_acc)" in gap.get_suptitle()
+
+    matrix = draw_matrix(settings)
+    assert _width_px(matrix) <= 1920
+    assert len(matrix.axes) == 16 + 1  # the best 16 panels, in rows of 4, and the colour bar
+
+    crowd = draw_curves(_many(real_runs, 40))
+    assert len(crowd.axes) == 32 and "(best 32 of 40 settings by final_acc)" in (
+        crowd.get_suptitle()
+    )
+
+
+def test_plot_command_says_which_settings_it_left_out(
+    real_runs: Path, tmp_path: Path, capsys: Any
+) -> None:
+    results = tmp_path / "results"
+    source = next(p for p in real_runs.iterdir() if p.name.startswith("er-"))
+    for lr in range(1, 11):  # 10 settings: one run folder each, train.lr differing
+        dst = results / f"run-{lr}"
+        shutil.copytree(source, dst)
+        (dst / "digests.json").unlink()  # the config is edited: read unverified
+        config = (dst / "config.yaml").read_text()
+        (dst / "config.yaml").write_text(re.sub(r"\n  lr: [^\n]+", f"\n  lr: {lr / 100}", config))
+    out = tmp_path / "figs"
+    assert main(["plot", str(results), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gap: 10 settings are too many for one readable figure; drawn: the 8 with the best " in (
+        printed
+    )
+    assert "--group-by KEY" in printed and "curves: 10 settings" not in printed
+    for kind in ("curves", "gap", "bars", "matrix"):
+        assert (out / f"{kind}.png").is_file()
+
+
+def test_gap_title_says_how_many_updates_are_shown(hand_runs: dict[str, Path]) -> None:
+    settings = _settings(hand_runs["a0"].parent)
+    # the phase after the boundary at step 2 ends at step 4: 2 updates, whatever the window
+    fig = draw_gap(settings, window=100)
+    assert fig.get_suptitle().startswith(
+        "stability gap: up to 2 updates after each task boundary (window 100, cut at the end "
+        "of each phase)"
+    )
+    assert fig.axes[0].get_xlim() == (0, 2)
+    fig = draw_gap(settings, window=1)
+    assert fig.get_suptitle().startswith("stability gap: the first 1 update after each task")
+    assert fig.axes[0].get_xlim() == (0, 1)
+
+
+def test_seed_bands_are_not_clipped_to_the_unit_interval(hand_runs: dict[str, Path]) -> None:
+    er_only = hand_runs["a0"].parent / "er"
+    er_only.mkdir()
+    for key in ("a0", "a1"):
+        shutil.move(hand_runs[key], er_only / hand_runs[key].name)
+    fig = draw_curves(_settings(er_only))
+    (ax,) = fig.axes
+    # task 0 at step 0: accuracies 0 and 0.2, mean 0.1, std 0.141: the band reaches -0.041
+    lowest = 0.1 - np.std([0.0, 0.2], ddof=1)
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(lowest)
+    assert ax.get_ylim()[0] < lowest  # the axis shows the whole band
+    limits = [ln.get_ydata()[0] for ln in ax.lines if ln.get_label() == "_limit"]
+    assert sorted(limits) == [0, 1]  # 0 and 1 marked, since a band passes them
+    assert "not clipped to [0, 1]" in ax.get_title()
+
+
+def test_schedule_colour_bar_sits_next_to_the_heatmap() -> None:
+    from types import SimpleNamespace
+
+    from clbench.plotting.schedule import draw_schedule
+
+    for phases in (5, 500):  # a small figure and one at the width cap
+        counts = np.zeros((phases, 10), dtype=int)
+        counts[np.arange(phases), np.arange(phases) % 10] = 100
+        plan = SimpleNamespace(
+            count_matrix=lambda c=counts: c,
+            phases=[SimpleNamespace(current_task=i % 10) for i in range(phases)],
+            scenario="recurrence",
+            dataset="digits",
+        )
+        fig = draw_schedule(plan, log_scale=True)
+        fig.draw_without_rendering()
+        heatmap, bar = fig.axes
+        gap_in = (bar.get_position().x0 - heatmap.get_position().x1) * fig.get_figwidth()
+        assert 0 < gap_in < 0.3, phases  # no empty band between the two
+        assert _width_px(fig) <= 1920
+        assert bar.get_ylabel() == "training samples (log)"

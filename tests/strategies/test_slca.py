@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -213,7 +214,7 @@ def test_logit_norm_modes(mode: str, tmp_path: Path, checkpoint: Path) -> None:
 
 
 # --------------------------------------------------------------------- end to end
-def test_runs_end_to_end_and_pretrain_cli(tmp_path: Path) -> None:
+def test_runs_end_to_end_and_pretrain_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bb.pth"
     pre = tiny_overrides(
         tmp_path,
@@ -226,6 +227,8 @@ def test_runs_end_to_end_and_pretrain_cli(tmp_path: Path) -> None:
     pre = [o for o in pre if not o.startswith("strategy.ca")]
     assert main(["pretrain", *pre, "--out", str(out)]) == 0
     assert out.is_file()
+    # not a terminal: progress as logging lines, the last at the final update
+    assert re.search(r"pretrain bb\.pth: update (\d+) of \1", capsys.readouterr().err)
     for name in ("slca", "seq_ft", "linear_probe"):
         exp = experiment(tmp_path, out, **{"strategy.name": name})
         exp.run()

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from clbench.cli import main
-from clbench.sweep import devices
-from clbench.sweep.command import _resume_command, add_command
-from clbench.sweep.devices import check_gpus_per_run, gpu_slots
-from clbench.sweep.executors import LocalExecutor, RayExecutor, RunResult, RunTask
+from clbench.sweeps import devices
+from clbench.sweeps.command import _resume_command, add_command
+from clbench.sweeps.devices import check_gpus_per_run, gpu_slots
+from clbench.sweeps.executors import LocalExecutor, RayExecutor, RunResult, RunTask
 from tests.sweep.helpers import write_suite
 
 
@@ -193,7 +193,7 @@ def test_ray_tasks_ask_for_num_gpus_only_when_runs_get_gpus():
 
 def test_ray_remote_function_carries_num_gpus():
     ray = pytest.importorskip("ray")
-    from clbench.sweep.executors import execute_run
+    from clbench.sweeps.executors import execute_run
 
     remote = ray.remote(**RayExecutor(2, 1, gpus_per_run=2).remote_options())(execute_run)
     assert remote._default_options["num_gpus"] == 2  # what Ray schedules the task by

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from clbench.cli import main
-from clbench.sweep.executors import die_with_parent
-from clbench.sweep.state import LOCK_FILE
+from clbench.sweeps.executors import die_with_parent
+from clbench.sweeps.state import LOCK_FILE
 from tests.helpers import REPO
 from tests.sweep.helpers import FAST_BASE, write_suite
 
@@ -49,7 +49,7 @@ def test_sweep_root_that_cannot_be_made_is_refused(tmp_path, capsys):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
 def test_die_with_parent_arms_pdeathsig_in_a_child():
     code = (
-        "import os, sys; from clbench.sweep.executors import die_with_parent; "
+        "import os, sys; from clbench.sweeps.executors import die_with_parent; "
         "print(die_with_parent(os.getppid()))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -21,12 +21,12 @@ import pytest
 
 from clbench.cli import main
 from clbench.engine.run_dir import RunDir
-from clbench.sweep.executors import RunResult, RunTask
+from clbench.sweeps.executors import RunResult, RunTask
 from tests.sweep.helpers import write_suite
 
 submitit = pytest.importorskip("submitit")
 
-from clbench.sweep import slurm  # noqa: E402  (needs submitit)
+from clbench.sweeps import slurm  # noqa: E402  (needs submitit)
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_a_preempted_run_checkpoints_is_requeued_and_resumes(tmp_path, capsys, l
 
 
 def test_the_default_time_limit_is_the_one_the_help_shows():
-    from clbench.sweep.command import DEFAULT_SLURM_TIME_MIN
+    from clbench.sweeps.command import DEFAULT_SLURM_TIME_MIN
 
     assert slurm.SlurmOptions(folder=Path("x")).time_min == DEFAULT_SLURM_TIME_MIN
 

@@ -16,8 +16,8 @@ import yaml
 from clbench.cli import main
 from clbench.config import RunConfig, build_config, load_yaml
 from clbench.registry import DATASETS
-from clbench.sweep.preflight import validate_pretrain_steps
-from clbench.sweep.suite import Suite, expand, load_suite
+from clbench.sweeps.preflight import validate_pretrain_steps
+from clbench.sweeps.suite import Suite, expand, load_suite
 from tests.helpers import REPO
 
 CONFIGS = REPO / "configs"

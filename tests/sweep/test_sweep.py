@@ -19,7 +19,7 @@ from clbench.config import resolve_config
 from clbench.engine.job import run_job
 from clbench.engine.runner import prepare
 from clbench.results.reader import RunFolder
-from clbench.sweep.suite import expand, load_suite, parse_grid_option, parse_seeds
+from clbench.sweeps.suite import expand, load_suite, parse_grid_option, parse_seeds
 from tests.sweep.helpers import write_suite
 
 

@@ -1,0 +1,91 @@
+"""How long clbench's commands take to answer, against ``import torch`` measured in the same run.
+
+Each command runs as a fresh process (what a user waits for), ``--repeat`` times; the median is
+reported. Commands that do not train should answer in under 1 s; the default run should cost at
+most its own work (training + evaluation, from its summary) + ``import torch`` + 1 s.
+
+    OMP_NUM_THREADS=1 python benchmarks/startup.py
+
+Prints one row per command: median seconds, the target, and whether it is met. Timings from a
+busy machine are marked (``machine_load.ForeignLoad``), so run it on a quiet one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from machine_load import ForeignLoad, say
+
+CLBENCH = [sys.executable, "-m", "clbench"]
+
+
+def timed(command: list[str], cwd: Path, repeat: int, ok_codes: tuple[int, ...] = (0,)) -> float:
+    """Median wall seconds of ``command`` as a fresh process (its exit code checked)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode not in ok_codes:
+            raise SystemExit(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-500:]}")
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per command (median)")
+    args = parser.parse_args()
+    env_note = os.environ.get("OMP_NUM_THREADS", "unset")
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        with ForeignLoad() as load:
+            torch_s = timed([sys.executable, "-c", "import torch"], cwd, args.repeat)
+            python_s = timed([sys.executable, "-c", "pass"], cwd, args.repeat)
+            # the default run, once from scratch: its own work comes from its summary
+            start = time.perf_counter()
+            subprocess.run([*CLBENCH, "run", "--quiet"], cwd=cwd, check=True, capture_output=True)
+            default_s = time.perf_counter() - start
+            (run_dir,) = (cwd / "results").iterdir()
+            budget = json.loads((run_dir / "summary.json").read_text())["budget"]
+            work_s = budget["train_time_s"] + budget["eval_time_s"]
+            rows = [
+                ("clbench --help", [*CLBENCH, "--help"], (0,)),
+                ("clbench list", [*CLBENCH, "list"], (0,)),
+                ("clbench list strategies er", [*CLBENCH, "list", "strategies", "er"], (0,)),
+                ("config error (train.epochs=0)", [*CLBENCH, "run", "train.epochs=0"], (2,)),
+                (
+                    "component error (buffer_size=-1)",
+                    [*CLBENCH, "run", "strategy.buffer_size=-1"],
+                    (2,),
+                ),
+                ("clbench info RUN", [*CLBENCH, "info", str(run_dir)], (0,)),
+                ("finished run (clbench run again)", [*CLBENCH, "run", "--quiet"], (0,)),
+                ("clbench run --dry-run", [*CLBENCH, "run", "--dry-run"], (0,)),
+            ]
+            measured = [(name, timed(cmd, cwd, args.repeat, codes)) for name, cmd, codes in rows]
+    say(f"startup: median of {args.repeat} fresh processes, OMP_NUM_THREADS={env_note}")
+    say(f"python -c pass: {python_s:.2f} s; python -c 'import torch': {torch_s:.2f} s")
+    say(f"{'command':40s} {'seconds':>8s} {'target':>8s}  met")
+    for name, seconds in measured:
+        say(f"{name:40s} {seconds:8.2f} {1.0:8.2f}  {'yes' if seconds < 1.0 else 'no'}")
+    target = work_s + torch_s + 1.0
+    overhead = default_s - work_s - torch_s
+    say(
+        f"{'default clbench run':40s} {default_s:8.2f} {target:8.2f}  "
+        f"{'yes' if default_s <= target else 'no'}  (work {work_s:.2f} s + torch "
+        f"{torch_s:.2f} s + 1 s; overhead beyond work + torch: {overhead:.2f} s)"
+    )
+    if load.share is not None and load.share > 0.1:
+        say(f"NOISY: other processes used {load.share:.0%} of the CPU while this ran")
+
+
+if __name__ == "__main__":
+    main()
