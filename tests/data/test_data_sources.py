@@ -175,6 +175,20 @@ def test_digits_shapes_ranges_and_stratified_split() -> None:
     assert len(load("digits", test_fraction=0.5).test) > len(d.test)
 
 
+def test_bundled_digits_are_scikit_learns_load_digits(monkeypatch) -> None:
+    """The fast CSV read equals load_digits, and load_digits is the fallback without the file."""
+    from sklearn.datasets import load_digits
+
+    from clbench.data.sources import digits
+
+    data, target = digits.bundled_digits()
+    bunch = load_digits()
+    assert np.array_equal(data, bunch.data) and np.array_equal(target, bunch.target)
+    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)
+    data, target = digits.bundled_digits()
+    assert np.array_equal(data, bunch.data) and np.array_equal(target, bunch.target)
+
+
 # --------------------------------------------------------------------------- idx: (Fashion-)MNIST
 
 
