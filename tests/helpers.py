@@ -49,6 +49,19 @@ def make_image_dataset(
     )
 
 
+# digits as 8x8 images, two 2-class tasks, a small conv net (BatchNorm): what image recipes need
+IMAGE_RUN: dict[str, Any] = {
+    "data.name": "digits",
+    "scenario.class_order": "[0,1,2,3]",
+    "scenario.n_experiences": 2,
+    "model.name": "slim_resnet18",
+    "model.nf": 4,
+    "train.epochs": 2,
+    "eval.subset_size": 30,
+    "threads": 1,
+}
+
+
 def fast_overrides(tmp_path: Any, **extra: Any) -> list[str]:
     """Overrides for a seconds-long run on synthetic data (4 tasks x 2 classes)."""
     base = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clbench.errors import ConfigError
 
@@ -212,20 +212,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError("--window", args.window, "only with --format html --out DIR")
     if out is not None and (out.is_dir() or args.out.endswith(("/", "\\"))):
         raise ConfigError("--out", args.out, "a file (a folder only with --format html)")
-    result = render_report(
-        args.results,
-        group_by=args.group_by,
-        split_by=args.split_by,
-        metrics=args.metrics,
-        fmt=fmt,
-        baseline=args.baseline,
-        include_partial=args.include_partial,
-        strict=args.strict,
-        sort_by=args.sort,
-        ci=args.ci,
-        confidence=args.confidence,
-        aggregate=aggregate,
-    )
+    result = render_report(args.results, fmt=fmt, aggregate=aggregate, **_table_options(args))
     if result.skipped:
         print(f"clbench report: {result.skipped}", file=sys.stderr)
     if out is None:
@@ -242,6 +229,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the tables take, shared by every format and the results page."""
+    return {
+        "group_by": args.group_by,
+        "split_by": args.split_by,
+        "metrics": args.metrics,
+        "baseline": args.baseline,
+        "include_partial": args.include_partial,
+        "strict": args.strict,
+        "sort_by": args.sort,
+        "ci": args.ci,
+        "confidence": args.confidence,
+    }
+
+
 def _is_page_folder(out: str | None) -> bool:
     """Whether ``--out`` names a folder for the results page: an existing folder, a path ending
     in a slash, or a name without a suffix (``report.html`` stays the single-table page)."""
@@ -254,20 +256,7 @@ def _is_page_folder(out: str | None) -> bool:
 def _write_page(args: argparse.Namespace) -> int:
     from clbench.reporting.html_page import write_results_page
 
-    page = write_results_page(
-        args.results,
-        args.out,
-        window=args.window,
-        group_by=args.group_by,
-        split_by=args.split_by,
-        metrics=args.metrics,
-        baseline=args.baseline,
-        include_partial=args.include_partial,
-        strict=args.strict,
-        sort_by=args.sort,
-        ci=args.ci,
-        confidence=args.confidence,
-    )
+    page = write_results_page(args.results, args.out, window=args.window, **_table_options(args))
     report = page.report
     if report.skipped:
         print(f"clbench report: {report.skipped}", file=sys.stderr)

@@ -15,20 +15,10 @@ from clbench.config import build_config, config_hash
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from tests.engine.helpers import run_with_stops
-from tests.helpers import experiment, fast_overrides
+from tests.helpers import IMAGE_RUN, experiment, fast_overrides
 
 ER = {"strategy.name": "er", "strategy.buffer_size": 20}
-# digits as 8x8 images, two 2-class tasks, a small conv net: what image recipes need
-IMAGES = {
-    "data.name": "digits",
-    "scenario.class_order": "[0,1,2,3]",
-    "scenario.n_experiences": 2,
-    "model.name": "slim_resnet18",
-    "model.nf": 4,
-    "train.epochs": 2,
-    "eval.subset_size": 30,
-    "threads": 1,
-}
+IMAGES = IMAGE_RUN
 SYNTHETIC_ONLY = ("data.num_classes", "data.dim", "data.train_per_class", "data.test_per_class")
 SYNTHETIC_ONLY += ("data.noise", "model.hidden")
 

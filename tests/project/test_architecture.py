@@ -8,9 +8,9 @@ the named module counts, not the packages above it that Python initialises on th
 
 The packages are also layered (`LAYERS`), bottom to top: errors/registry -> scenario, data,
 models, metrics -> strategy -> engine -> results -> reporting, plotting, export, sweeps -> api ->
-cli; a package imports only its own layer or lower ones. The built-in ``strategies``/``scenarios`` sit on
-top of the engine-level APIs; clbench's core reaches them only through the registry (by name, at
-run time), never by an import.
+cli; a package imports only its own layer or lower ones. The built-in ``strategies`` and
+``scenarios`` sit on top of the engine-level APIs; clbench's core reaches them only through the
+registry (by name, at run time), never by an import.
 """
 
 from __future__ import annotations

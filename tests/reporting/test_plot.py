@@ -40,16 +40,21 @@ def _settings(root: Path, group_by: tuple[str, ...] = ()):
     return group_settings(load_runs([root]).finished, group_by)
 
 
+def _er_only(hand_runs: dict[str, Path]) -> Path:
+    """A results folder holding only the two ER seeds of ``hand_runs``."""
+    er_only = hand_runs["a0"].parent / "er"
+    er_only.mkdir()
+    for key in ("a0", "a1"):
+        shutil.move(hand_runs[key], er_only / hand_runs[key].name)
+    return er_only
+
+
 def _lines(ax: Any) -> dict[str, Any]:
     return {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
 
 
 def test_curves_average_seeds_with_a_std_band(hand_runs: dict[str, Path]) -> None:
-    er_only = hand_runs["a0"].parent / "er"
-    er_only.mkdir()
-    for key in ("a0", "a1"):
-        shutil.move(hand_runs[key], er_only / hand_runs[key].name)
-    fig = draw_curves(_settings(er_only))
+    fig = draw_curves(_settings(_er_only(hand_runs)))
     (ax,) = fig.axes
     lines = _lines(ax)
     assert set(lines) == {"task 0", "task 1"}
@@ -414,11 +419,7 @@ def test_gap_title_says_how_many_updates_are_shown(hand_runs: dict[str, Path]) -
 
 
 def test_seed_bands_are_not_clipped_to_the_unit_interval(hand_runs: dict[str, Path]) -> None:
-    er_only = hand_runs["a0"].parent / "er"
-    er_only.mkdir()
-    for key in ("a0", "a1"):
-        shutil.move(hand_runs[key], er_only / hand_runs[key].name)
-    fig = draw_curves(_settings(er_only))
+    fig = draw_curves(_settings(_er_only(hand_runs)))
     (ax,) = fig.axes
     # task 0 at step 0: accuracies 0 and 0.2, mean 0.1, std 0.141: the band reaches -0.041
     lowest = 0.1 - np.std([0.0, 0.2], ddof=1)

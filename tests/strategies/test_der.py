@@ -13,21 +13,11 @@ import torch.nn.functional as F
 from clbench.config import build_config
 from clbench.engine.runner import Experiment, prepare
 from tests.engine.helpers import run_with_stops
-from tests.helpers import experiment, fast_overrides
+from tests.helpers import IMAGE_RUN, experiment, fast_overrides
 
 # digits as 8x8 images, two 2-class tasks, a small ResNet (BatchNorm) and crop/flip: the paper
 # configs' ingredients, small enough for seconds-long runs
-IMAGES = {
-    "data.name": "digits",
-    "scenario.class_order": "[0,1,2,3]",
-    "scenario.n_experiences": 2,
-    "model.name": "slim_resnet18",
-    "model.nf": 4,
-    "train.epochs": 2,
-    "train.augment": "crop_flip",
-    "eval.subset_size": 30,
-    "threads": 1,
-}
+IMAGES = {**IMAGE_RUN, "train.augment": "crop_flip"}
 SYNTHETIC_ONLY = ("data.num_classes", "data.dim", "data.train_per_class", "data.test_per_class")
 SYNTHETIC_ONLY += ("data.noise", "model.hidden")
 
