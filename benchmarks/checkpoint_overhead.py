@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from clbench.config import build_config
-from clbench.engine.checkpoint import CHECKPOINT_FILE
 from clbench.engine.job import run_job
+from clbench.engine.run_dir import CHECKPOINT_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/stability_gap/split_fashion_mnist_er.yaml"

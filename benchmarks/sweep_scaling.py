@@ -28,8 +28,7 @@ from pathlib import Path
 
 def time_pool(workers: int, runs: int, epochs: int) -> tuple[float, float]:
     """(wall, workers' CPU) seconds for ``runs`` seeds of the default on ``workers`` processes."""
-    from clbench.config import build_config
-    from clbench.engine.runner import run_name
+    from clbench.config import build_config, run_name
     from clbench.sweeps.executors import LocalExecutor, RunTask
 
     with tempfile.TemporaryDirectory(prefix=f"sweep-scaling-{workers}-") as root:

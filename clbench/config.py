@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from clbench.data.augment_names import TRAIN_AUGMENTS, TrainAugment
 from clbench.errors import ConfigError, clip
-from clbench.metrics.summary import MetricOptions
+from clbench.metrics.options import MetricOptions
 from clbench.registry import (
     DATASETS,
     MODELS,
@@ -173,6 +173,12 @@ class EvalConfig(_Section):
     track_forward: bool = Field(
         True,
         description="At phase ends also evaluate the next task and, at step 0, all tasks (FWT)",
+    )
+    online_accuracy: bool = Field(
+        False,
+        description="Also evaluate each incoming training batch before the first update that "
+        "uses it (online accuracy; `online` rows of records.parquet, which also hold the "
+        "stream's task mix per update)",
     )
 
     @field_validator("subset_size")
@@ -533,7 +539,7 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
                 f"a strategy ({name} is a plugin: name the strategy it modifies here, with its "
                 f"parameters, and add `plugins: {{{name}: {{...}}}}`)",
             )
-        component_cls = registry.get(name, field=f"{section}.name")
+        component_cls = registry.spec_of(name, field=f"{section}.name")
         common = {}
         if section == "data":
             common = {
@@ -550,14 +556,15 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
     # each component resolved once; `component` reuses it while the section is unchanged
     config._parts = {s: (dict(getattr(config, s)), _validated(config, s)) for s in _COMPONENTS}
     for name, params in config.plugins.items():
-        check = getattr(PLUGINS.get(name), "check_run", None)
+        spec = PLUGINS.spec_of(name)
+        check = getattr(spec, "check_run", None)
         if check is not None:
-            check(PLUGINS.get(name).Config.model_validate(params), config)
+            check(spec.Config.model_validate(params), config)
     for section in _COMPONENTS:
         # cross-section rules a component states itself (e.g. batch size vs views), so that
         # they are refused here, before any run folder exists
         name, params = component(config, section)
-        check = getattr(_COMPONENTS[section].get(name), "check_run", None)
+        check = getattr(_COMPONENTS[section].spec_of(name), "check_run", None)
         if check is not None:
             check(params, config)
     return config
@@ -571,7 +578,7 @@ def _resolve_plugins(config: RunConfig) -> None:
             raise ConfigError(
                 f"plugins.{name}", params, f"a plugin ({name} is a strategy: strategy.name)"
             )
-        plugin_cls = PLUGINS.get(name, field="plugins")
+        plugin_cls = PLUGINS.spec_of(name, field="plugins")
         raw = params or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"plugins.{name}", raw, "a mapping of the plugin's parameters")
@@ -606,11 +613,22 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def run_name(config: RunConfig) -> str:
+    """The run folder's name: ``output.name``, else strategy (+ plugins), scenario, data (its
+    source's ``run_label``: the name, or e.g. an Avalanche benchmark's), seed and hash."""
+    if config.output.name:
+        return config.output.name
+    data = DATASETS.spec_of(config.data["name"]).run_label(config.data)  # e.g. the benchmark
+    learner = "+".join([config.strategy["name"], *config.plugins])
+    names = (learner, config.scenario["name"], data)
+    return f"{'-'.join(names)}-s{config.seed}-{config_hash(config)}"
+
+
 ADAPTIVE_KEYS = ("schedule", "dense", "growth", "max_every", "refine")
 # keys added to a section after runs were made: left out of the hash at their default, so those
 # runs keep their names and compare equal to runs made before the key existed
 LATER_KEYS: dict[str, tuple[str, ...]] = {
-    "eval": ("precision", "refine"),
+    "eval": ("precision", "refine", "online_accuracy"),
     "train": (
         "augment",
         "scheduler",
@@ -660,7 +678,7 @@ def component(config: RunConfig, section: str) -> tuple[str, BaseModel]:
 
 def plugin_params(config: RunConfig) -> list[tuple[str, BaseModel]]:
     """(name, validated params model) of each configured plugin, in order."""
-    return [(n, PLUGINS.get(n).Config.model_validate(p)) for n, p in config.plugins.items()]
+    return [(n, PLUGINS.spec_of(n).Config.model_validate(p)) for n, p in config.plugins.items()]
 
 
 def _validated(config: RunConfig, section: str) -> tuple[str, BaseModel]:
@@ -669,5 +687,5 @@ def _validated(config: RunConfig, section: str) -> tuple[str, BaseModel]:
     if section == "data":
         for key in ("root", "download"):
             params.pop(key, None)
-    cls = _COMPONENTS[section].get(name)
+    cls = _COMPONENTS[section].spec_of(name)
     return name, cls.Config.model_validate(params)

@@ -72,3 +72,12 @@ class CorruptedResultError(ClbenchError):
     def __init__(self, path: str | object, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"{path}: corrupted or truncated result file ({clip(reason)})")
+
+
+class RunInterrupted(Exception):
+    """A stop was requested (signal); the run checkpointed at ``position`` when it could."""
+
+    def __init__(self, reason: str, position: Any, checkpointed: bool) -> None:
+        self.reason, self.position, self.checkpointed = reason, position, checkpointed
+        self.run_dir: Any = None  # set by the job that owns the run folder
+        super().__init__(f"{reason} at {position.describe()}")

@@ -21,16 +21,17 @@ Python route, for benchmark objects built in code (``nc_benchmark``, ``benchmark
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from clbench.scenarios._common import make_plan, param_error
 
-from clbench.data.dataset import InMemoryDataset
-from clbench.data.sources.avalanche import benchmark_to_dataset, experience_ids
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
 from clbench.scenario.plan import ScenarioPlan, Setting, Task
+from clbench.scenarios._common import make_plan, param_error
+
+if TYPE_CHECKING:
+    from clbench.data.dataset import InMemoryDataset
 
 
 @SCENARIOS.register("avalanche")
@@ -50,6 +51,9 @@ class AvalancheScenario(ScenarioBuilder):
         return self._setting
 
     def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+        # the loader module imports torch: loaded here, not when the registry lists scenarios
+        from clbench.data.sources.avalanche import experience_ids
+
         train_exp, test_exp = experience_ids(dataset.train), experience_ids(dataset.test)
         names = dataset.domain_names or ()
         task_labels = [int(n.rsplit(":task", 1)[1]) for n in names]
@@ -92,6 +96,8 @@ def from_avalanche(
     benchmark: Any, name: str = "avalanche", max_gb: float = 8.0
 ) -> tuple[ScenarioPlan, InMemoryDataset]:
     """Convert an Avalanche benchmark object into a clbench plan and its in-memory dataset."""
+    from clbench.data.sources.avalanche import benchmark_to_dataset
+
     dataset = benchmark_to_dataset(benchmark, name=name, max_gb=max_gb)
     builder = AvalancheScenario(AvalancheScenario.Config())
     return builder.build(dataset, seed=0), dataset

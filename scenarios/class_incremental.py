@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import accumulate, pairwise
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from clbench.registry import SCENARIOS
+from clbench.scenario import ScenarioBuilder
+from clbench.scenario.plan import ScenarioPlan, Setting, Task
 from clbench.scenarios._common import (
     indices_of_classes,
     invalid,
@@ -20,12 +25,9 @@ from clbench.scenarios._common import (
     param_error,
     seeded_rng,
 )
-from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from clbench.data.dataset import InMemoryDataset
-from clbench.registry import SCENARIOS
-from clbench.scenario import ScenarioBuilder
-from clbench.scenario.plan import ScenarioPlan, Setting, Task
+if TYPE_CHECKING:
+    from clbench.data.dataset import InMemoryDataset
 
 _ORDER_STREAM = 0  # `seeded_rng` stream of the class order
 

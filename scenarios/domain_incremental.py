@@ -11,16 +11,18 @@ Task 0 is transformed too by default (Avalanche and van de Ven's permuted MNIST)
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from clbench.scenarios._common import invalid, make_plan, param_error, seeded_rng
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from clbench.data.dataset import InMemoryDataset
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
 from clbench.scenario.plan import IDENTITY, InputTransform, ScenarioPlan, Setting, Task
+from clbench.scenarios._common import invalid, make_plan, param_error, seeded_rng
+
+if TYPE_CHECKING:
+    from clbench.data.dataset import InMemoryDataset
 
 _TRANSFORM_STREAM = 1  # `seeded_rng` streams (see scenarios._common.seeded_rng)
 _SPLIT_STREAM = 2

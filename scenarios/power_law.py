@@ -61,10 +61,15 @@ single override).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from clbench.errors import ConfigError
+from clbench.registry import SCENARIOS
+from clbench.scenario import ScenarioBuilder
+from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting
 from clbench.scenarios._common import (
     PREFIX,
     NestedScenario,
@@ -73,13 +78,11 @@ from clbench.scenarios._common import (
     param_error,
     seeded_rng,
 )
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from clbench.data.dataset import InMemoryDataset
-from clbench.errors import ConfigError
-from clbench.registry import SCENARIOS
-from clbench.scenario import ScenarioBuilder
-from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from clbench.data.dataset import InMemoryDataset
 
 Kernel = Literal["power", "exponential", "uniform", "none", "full", "rank_poly", "table"]
 

@@ -31,10 +31,14 @@ Not implemented: SCoLe's 10 % validation split per task, perturbations and its r
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
+
+from clbench.registry import SCENARIOS
+from clbench.scenario import ScenarioBuilder
+from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting, Task
 from clbench.scenarios._common import (
     indices_of_classes,
     invalid,
@@ -42,12 +46,11 @@ from clbench.scenarios._common import (
     param_error,
     seeded_rng,
 )
-from pydantic import Field, ValidationInfo, field_validator
 
-from clbench.data.dataset import InMemoryDataset
-from clbench.registry import SCENARIOS
-from clbench.scenario import ScenarioBuilder
-from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting, Task
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from clbench.data.dataset import InMemoryDataset
 
 _SUBSET_STREAM = 20  # `seeded_rng` streams (see scenarios._common.seeded_rng)
 _SCHEDULE_STREAM = 21

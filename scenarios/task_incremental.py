@@ -8,12 +8,13 @@ the engine keeps when it masks logits with the task id, at train and at test tim
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from clbench.scenarios.class_incremental import ClassIncremental
+from typing import TYPE_CHECKING, ClassVar
 
 from clbench.registry import SCENARIOS
-from clbench.scenario.plan import Setting
+from clbench.scenarios.class_incremental import ClassIncremental
+
+if TYPE_CHECKING:
+    from clbench.scenario.plan import Setting
 
 
 @SCENARIOS.register("task_incremental")

@@ -1,10 +1,10 @@
 """Avalanche 0.6 strategies as clbench strategies (``avl_*``), driven one update per `observe`.
 
-One adapter class (`AvalancheStrategy`) and a table of method specs (`METHODS`); each spec
-becomes a registered strategy ``avl_<method>`` with a pydantic Config of that method's
-parameters (defaults: Avalanche's own where it has one, cited otherwise). ``clbench list`` thus
-shows every method with its parameters, and configs read ``strategy: {name: avl_ewc,
-ewc_lambda: 0.4}``.
+One adapter class (`AvalancheStrategy`) over a table of methods (`METHODS` in
+`specs/avalanche.py`); each entry becomes a registered strategy ``avl_<method>`` with a pydantic
+Config of that method's parameters (defaults: Avalanche's own where it has one, cited
+otherwise). ``clbench list`` thus shows every method with its parameters, and configs read
+``strategy: {name: avl_ewc, ewc_lambda: 0.4}``.
 
 How an Avalanche strategy is made to do exactly one update per clbench `observe`:
 
@@ -60,44 +60,17 @@ import functools
 import importlib
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field, create_model
 from torch import nn
 
 from clbench.data.stream import Batch
 from clbench.errors import ClbenchError, ConfigError
 from clbench.registry import STRATEGIES
 from clbench.scenario.plan import ScenarioPlan
-from clbench.strategy import MODEL, TRAIN_BATCHES, Capabilities, Strategy
-
-ALL_SETTINGS = frozenset({"class", "domain", "task"})
-CLASS_ONLY = frozenset({"class"})
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One Avalanche method: its class, parameters and how the adapter feeds it."""
-
-    avalanche_class: str  # name in `avalanche.training`
-    summary: str
-    params: dict[str, tuple[Any, Any, str]] = field(
-        default_factory=dict
-    )  # name: (type, default, doc)
-    fixed: dict[str, Any] = field(default_factory=dict)  # constructor kwargs not exposed
-    settings: frozenset[str] = ALL_SETTINGS
-    mode: str = "batch"  # batch | replay | loader
-    # (samples, bytes) held in the method's memory; None: the method keeps no memory
-    memory: Callable[[Any], tuple[int, int]] | None = None
-    build: Callable[..., Any] | None = None  # custom constructor (SI, iCaRL)
-    # Python modules Avalanche needs only mid-run (module: what needs it): checked before a run
-    requires: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def uses_buffer(self) -> bool:
-        return self.memory is not None
+from clbench.strategies.specs.avalanche import SPECS, AvalancheSpec, MethodSpec
+from clbench.strategy import Strategy
 
 
 def _icarl(cls: type, model: nn.Module, kwargs: dict[str, Any]) -> Any:
@@ -246,158 +219,6 @@ class AvalancheMemory:
         return self._reader(self._strategy)[1]
 
 
-_MEM = (int, 200, "Memory size (Avalanche default 200)")
-METHODS: dict[str, MethodSpec] = {
-    "naive": MethodSpec("Naive", "[Avalanche] Naive fine-tuning (cross-check of clbench's naive)"),
-    "replay": MethodSpec(
-        "Replay",
-        "[Avalanche] Replay: experience-balanced memory, new + memory batch per update",
-        {
-            "mem_size": _MEM,
-            "batch_size_mem": (
-                int | None,
-                None,
-                "Memory samples per update (Avalanche default: train batch size)",
-            ),
-        },
-        mode="replay",
-        memory=_storage_memory,
-    ),
-    "ewc": MethodSpec(
-        "EWC",
-        "[Avalanche] EWC (Kirkpatrick 2017), one Fisher penalty per experience",
-        {
-            "ewc_lambda": (
-                float,
-                0.4,
-                "Penalty weight (required in Avalanche; 0.4 as in its examples/ewc_mnist.py)",
-            )
-        },
-        fixed={"mode": "separate"},
-    ),
-    "online_ewc": MethodSpec(
-        "EWC",
-        "[Avalanche] Online EWC (Schwarz 2018): one decayed running Fisher",
-        {
-            "ewc_lambda": (float, 0.4, "Penalty weight (required in Avalanche)"),
-            "decay_factor": (float, 0.9, "Fisher decay (required for mode=online)"),
-        },
-        fixed={"mode": "online"},
-    ),
-    "si": MethodSpec(
-        "SynapticIntelligence",
-        "[Avalanche] Synaptic Intelligence (Zenke 2017)",
-        {
-            "si_lambda": (
-                float,
-                1.0,
-                "Penalty weight (required in Avalanche; c=1 as in Zenke 2017 for split MNIST)",
-            ),
-            "eps": (float, 1e-7, "Damping (Avalanche default)"),
-            "fix_cpu_alias": (
-                bool,
-                True,
-                "Fix Avalanche 0.6's CPU aliasing bug that makes SI's penalty exactly 0 "
-                "(false: upstream behaviour, SI = naive fine-tuning on CPU)",
-            ),
-            "nonnegative_importance": (
-                bool,
-                True,
-                "Clip importances at 0 as the official code does (Avalanche keeps negative "
-                "ones, which make the penalty unbounded below; false: upstream)",
-            ),
-        },
-        build=_si,
-    ),
-    "lwf": MethodSpec(
-        "LwF",
-        "[Avalanche] Learning without Forgetting (Li & Hoiem 2017)",
-        {
-            "alpha": (float, 1.0, "Distillation weight (required in Avalanche)"),
-            "temperature": (float, 2.0, "Softmax temperature (required; T=2 as in the paper)"),
-        },
-    ),
-    "mas": MethodSpec(
-        "MAS",
-        "[Avalanche] Memory Aware Synapses (Aljundi 2018)",
-        {
-            "lambda_reg": (float, 1.0, "Penalty weight (Avalanche default)"),
-            "alpha": (float, 0.5, "Importance running-average factor (Avalanche default)"),
-        },
-    ),
-    "gem": MethodSpec(
-        "GEM",
-        "[Avalanche] GEM (Lopez-Paz 2017): gradient projection on per-experience memories",
-        {
-            "patterns_per_exp": (int, 256, "Memory per experience (required in Avalanche)"),
-            "memory_strength": (float, 0.5, "QP margin (Avalanche default)"),
-        },
-        memory=_gem_memory,
-        requires=dict.fromkeys(
-            ("qpsolvers", "quadprog"),
-            "Avalanche's GEM solves its QP with qpsolvers.solve_qp(..., solver='quadprog')",
-        ),
-    ),
-    "agem": MethodSpec(
-        "AGEM",
-        "[Avalanche] A-GEM (Chaudhry 2019): averaged gradient projection",
-        {
-            "patterns_per_exp": (int, 256, "Memory per experience (required in Avalanche)"),
-            "sample_size": (int, 64, "Memory samples per reference gradient (Avalanche default)"),
-        },
-        memory=_agem_memory,
-    ),
-    "gdumb": MethodSpec(
-        "GDumb",
-        "[Avalanche] GDumb: retrain from init on a class-balanced buffer each experience",
-        {"mem_size": _MEM},
-        mode="loader",
-        memory=_storage_memory,
-    ),
-    "icarl": MethodSpec(
-        "ICaRL",
-        "[Avalanche] iCaRL: exemplars, distillation, nearest-mean-of-exemplars prediction",
-        {
-            "memory_size": (int, 2000, "Exemplars in total (required in Avalanche)"),
-            "fixed_memory": (bool, True, "Fixed total memory (required in Avalanche)"),
-        },
-        fixed={"buffer_transform": None},
-        settings=CLASS_ONLY,
-        mode="loader",
-        memory=_icarl_memory,
-        build=_icarl,
-    ),
-    "der": MethodSpec(
-        "DER",
-        "[Avalanche] DER++ (Buzzega 2020): logit + label replay",
-        {
-            "mem_size": _MEM,
-            "batch_size_mem": (int | None, None, "Memory batch (Avalanche default: train batch)"),
-            "alpha": (float, 0.1, "Logit-distillation weight (Avalanche default)"),
-            "beta": (float, 0.5, "Label-replay weight (Avalanche default; 0 gives DER)"),
-        },
-        memory=_storage_memory,
-    ),
-    "er_ace": MethodSpec(
-        "ER_ACE",
-        "[Avalanche] ER-ACE (Caccia 2022): asymmetric cross-entropy replay",
-        {"mem_size": _MEM, "batch_size_mem": (int, 10, "Memory batch (Avalanche default)")},
-        settings=CLASS_ONLY,
-        memory=_storage_memory,
-    ),
-    "mir": MethodSpec(
-        "MIR",
-        "[Avalanche] MIR (Aljundi 2019): maximally interfered retrieval",
-        {
-            "mem_size": (int, 200, "Memory size (required in Avalanche)"),
-            "subsample": (int, 50, "Candidates scored per update (required in Avalanche)"),
-            "batch_size_mem": (int, 10, "Retrieved samples per update (Avalanche default: 1)"),
-        },
-        memory=_storage_memory,
-    ),
-}
-
-
 def build_avalanche(
     spec: MethodSpec, model: nn.Module, common: dict[str, Any], params: dict[str, Any]
 ) -> Any:
@@ -411,7 +232,7 @@ def build_avalanche(
     cls = getattr(avl_training, spec.avalanche_class)
     kwargs = {**common, **spec.fixed, **params}
     if spec.build is not None:
-        return spec.build(cls, model, kwargs)
+        return BUILDERS[spec.build](cls, model, kwargs)
     return cls(model=model, **kwargs)
 
 
@@ -421,9 +242,6 @@ class AvalancheStrategy(Strategy):
     method: ClassVar[str]
     spec: ClassVar[MethodSpec]
     provider: ClassVar[str] = "avalanche"
-    # Avalanche plugins keep Python-object state (buffers, importances, old models) that the
-    # adapter cannot serialise: no checkpoints, an interrupted run starts over
-    resumable: ClassVar[bool] = False
 
     def problems_with(self, plan: ScenarioPlan) -> list[str]:
         # a missing optional package would otherwise fail inside Avalanche mid-run (GEM: at the
@@ -460,7 +278,9 @@ class AvalancheStrategy(Strategy):
             "eval_every": -1,
         }
         self.avl = build_avalanche(spec, model, common, params)
-        self._avl_memory = None if spec.memory is None else AvalancheMemory(self.avl, spec.memory)
+        self._avl_memory = (
+            None if spec.memory is None else AvalancheMemory(self.avl, MEMORY_READERS[spec.memory])
+        )
         self._memory: tuple[torch.Tensor, ...] | None = None
         self._loader_iter: Any = None
 
@@ -663,36 +483,26 @@ def _task_masked(model: nn.Module, data: Any) -> nn.Module:
     return TaskMasked()
 
 
-def _register(method: str, spec: MethodSpec) -> type[AvalancheStrategy]:
-    fields: dict[str, Any] = {
-        name: (typ, Field(default, description=doc))
-        for name, (typ, default, doc) in spec.params.items()
-    }
-    config = create_model(f"{spec.avalanche_class}Config", __base__=Strategy.Config, **fields)
+MEMORY_READERS: dict[str, Callable[[Any], tuple[int, int]]] = {
+    "storage": _storage_memory,
+    "gem": _gem_memory,
+    "agem": _agem_memory,
+    "icarl": _icarl_memory,
+}
+BUILDERS: dict[str, Callable[..., Any]] = {"si": _si, "icarl": _icarl}
+
+
+def _register(method: str, spec_cls: type[AvalancheSpec]) -> type[AvalancheStrategy]:
     cls = type(
         f"Avalanche_{method}",
-        (AvalancheStrategy,),
+        (spec_cls, AvalancheStrategy),
         {
-            "Config": config,
-            "method": method,
-            "spec": spec,
-            "summary": spec.summary,
-            "capabilities": Capabilities(
-                settings=spec.settings,
-                uses_buffer=spec.uses_buffer,
-                # Avalanche computes its own loss and replays from its own storage; the batch
-                # clbench hands in is trained on, except by the methods that read their own loader
-                routes=frozenset({MODEL})
-                if spec.mode == "loader"
-                else frozenset({TRAIN_BATCHES, MODEL}),
-                steps_through_api=False,  # Avalanche runs its own backward and optimizer step
-            ),
             "__module__": __name__,
-            "__doc__": f"Avalanche's `{spec.avalanche_class}` through the clbench adapter.",
+            "__doc__": f"Avalanche's `{spec_cls.spec.avalanche_class}` through the adapter.",
         },
     )
     return STRATEGIES.register(f"avl_{method}")(cls)
 
 
-for _method, _spec in METHODS.items():
-    _register(_method, _spec)
+for _method, _spec_cls in SPECS.items():
+    _register(_method, _spec_cls)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clbench.strategies.naive import Naive
-
 from clbench.registry import STRATEGIES
 from clbench.scenario.plan import PhasePart
+from clbench.strategies.naive import Naive
+from clbench.strategies.specs.joint import JointSpec
 
 
 @STRATEGIES.register("joint")
-class Joint(Naive):
-    summary = "Cumulative training on all data seen so far (upper bound)"
-
+class Joint(JointSpec, Naive):
     def training_parts(self, phase_index: int) -> Sequence[PhasePart]:
         return [part for phase in self.ctx.plan.phases[: phase_index + 1] for part in phase.parts]

@@ -6,13 +6,12 @@ import torch
 
 from clbench.data.stream import Batch
 from clbench.registry import STRATEGIES
+from clbench.strategies.specs.naive import NaiveSpec
 from clbench.strategy import Strategy
 
 
 @STRATEGIES.register("naive")
-class Naive(Strategy):
-    summary = "Fine-tuning on each phase's data only (lower bound)"
-
+class Naive(NaiveSpec, Strategy):
     def observe(self, batch: Batch) -> torch.Tensor:
         loss = self.loss(self.model(batch.x), batch)
         self.step(loss)

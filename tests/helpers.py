@@ -175,7 +175,7 @@ def registered(registry: Registry[Any], name: str, cls: C) -> Iterator[C]:
     try:
         yield cls
     finally:
-        del registry._items[name]
+        registry.unregister(name)
         if not had_name:
             delattr(cls, "registered_name")
 

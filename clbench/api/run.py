@@ -129,13 +129,16 @@ def run(
 
 def run_config(config: RunConfig, *, force: bool = False, progress: bool = False) -> Run:
     """`run` for an already resolved config (the CLI builds its own, then calls this)."""
+    check_output_root(config.output.root)  # before the data loads, not after
+    if not force:
+        finished = finished_run(config)
+        if finished is not None:
+            return finished
+    # a finished run was answered without these (and without torch)
     from clbench.engine.job import run_job
     from clbench.export.live import build_trackers
     from clbench.plotting.curves import plot_task_curves
 
-    check_output_root(config.output.root)  # before the data loads, not after
-    if not force:
-        check_finished_folder(config)
     trackers = build_trackers(config)  # a tracker's missing package: refused before the run
     outcome = run_job(
         config, progress=progress, force=force, figure=plot_task_curves, observers=trackers
@@ -166,16 +169,19 @@ def check_output_root(root: str) -> None:
         raise ConfigError("output.root", root, f"a writable folder ({existing} is not writable)")
 
 
-def check_finished_folder(config: RunConfig) -> None:
-    """A finished folder is shown, not re-run: its status and summary must be readable (a
-    damaged file is named, exit 2, instead of a traceback from printing it)."""
-    from clbench.engine.runner import run_name
+def finished_run(config: RunConfig) -> Run | None:
+    """The run of ``config`` if its folder holds a finished run, else None; its files are
+    checked as `clbench.engine.job.run_job` checks them (another config's folder or a damaged
+    file: exit 2 naming it), and its summary must be printable."""
+    from clbench.config import config_hash, run_name
+    from clbench.engine.run_dir import RunDir, finished_summary
     from clbench.errors import CorruptedResultError
-    from clbench.results.reader import RunFolder
 
-    folder = RunFolder(Path(config.output.root) / run_name(config))
-    if folder.status_info.get("status") == "finished":
-        summary = folder.summary
-        for key, kind in (("run_id", str), ("budget", dict), ("eval_every", int)):
-            if not isinstance(summary.get(key), kind):
-                raise CorruptedResultError(folder.file("summary.json"), f"no {key!r}")
+    folder = RunDir(Path(config.output.root) / run_name(config))
+    summary = finished_summary(folder, config_hash(config))
+    if summary is None:
+        return None
+    for key, kind in (("run_id", str), ("budget", dict), ("eval_every", int)):
+        if not isinstance(summary.get(key), kind):
+            raise CorruptedResultError(folder.file("summary.json"), f"no {key!r}")
+    return Run(path=folder.path, status="finished", skipped=True)

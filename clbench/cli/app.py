@@ -159,7 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from clbench.api.run import run_config
     from clbench.cli.console import print_summary
     from clbench.engine.progress_log import progress_logging
-    from clbench.engine.runner import RunInterrupted
+    from clbench.errors import RunInterrupted
 
     progress = not args.quiet and sys.stderr.isatty()
     # stderr is not a terminal (a cluster job's log): logging lines instead of the bar
@@ -253,14 +253,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if args.kind is None:
             raise ConfigError("NAME", args.name, "a KIND first: clbench list strategies er")
         registry = sections[args.kind]
-        _print_component(args.name, registry.get(args.name, field=args.kind))
+        _print_component(args.name, registry.spec_of(args.name, field=args.kind))
         return 0
     for title, registry in sections.items():
         if args.kind and args.kind != title:
             continue
         print(f"{title}:")
-        for name, cls in registry:
-            _print_component(name, cls)
+        for name, spec in registry.specs():
+            _print_component(name, spec)
         print()
     return 0
 

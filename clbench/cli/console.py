@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clbench.metrics.summary import HEADLINE, format_value
+from clbench.metrics.headline import HEADLINE, format_value
 
 
 def print_summary(summary: dict[str, Any], path: Path, skipped: bool = False) -> None:

@@ -6,11 +6,12 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from clbench.data.dataset import InMemoryDataset
+if TYPE_CHECKING:
+    from clbench.data.dataset import InMemoryDataset
 
 DATA_ROOT_ENV = "CLBENCH_DATA"
 

@@ -28,7 +28,6 @@ import torch
 from clbench.engine.run_dir import atomic_write
 from clbench.errors import CorruptedResultError
 
-CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 2
 _HEADER = re.compile(rb"CLBENCH-CHECKPOINT (\d+) sha256=([0-9a-f]{64}) bytes=(\d+)\n")
 _MAX_HEADER = 128

@@ -11,6 +11,7 @@ estimated).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -108,10 +109,18 @@ def dry_run(config: RunConfig) -> DryRun:
         f"gradients {_mb(trainable)}, optimizer state {_mb(slots * trainable)}",
         f"  evaluation subsets: {_mb(subset.numel() * subset.element_size())}",
         f"  replay memory: {sum(getattr(m, 'capacity', len(m)) for m in memories):,} slots "
-        "(sample indices and labels, not images)",
+        f"({_slot_contents(memories)}, not images)",
     ]
     if exp.device.type == "cuda":
         out.lines.append(
             f"  device total: {_mb(torch.cuda.get_device_properties(exp.device).total_memory)}"
         )
     return out
+
+
+def _slot_contents(memories: list[Any]) -> str:
+    """What a replay slot holds: indices and labels, plus e.g. DER's stored logits."""
+    widths = {m.extra.shape[1] for m in memories if getattr(m, "extra", None) is not None}
+    if not widths:
+        return "sample indices and labels"
+    return f"sample indices, labels and {max(widths)} stored values (e.g. logits) each"

@@ -4,7 +4,6 @@ train, compute metrics."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -18,8 +17,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from clbench.config import RunConfig, config_hash, resolve_config
-from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, Position, load_checkpoint
+from clbench.config import RunConfig, config_hash, run_name
+from clbench.engine.checkpoint import Checkpointer, Position, load_checkpoint
 from clbench.engine.lock import LOCK_FILE, RunLock
 from clbench.engine.manifest import build_manifest
 from clbench.engine.memory import peak_memory, reset_peak_memory
@@ -27,12 +26,12 @@ from clbench.engine.observer import Observers, RunEnd, RunObserver, RunStart
 from clbench.engine.progress import ProgressBar
 from clbench.engine.progress_log import ProgressLog
 from clbench.engine.run_dir import (
+    CHECKPOINT_FILE,
     FINISHED,
-    FINISHED_FILES,
-    STATUS_FILE,
     RunDir,
+    check_existing_folder,
+    finished_summary,
     remove_stale_temp_files,
-    verify_files,
 )
 from clbench.engine.runner import Experiment, Prepared, RunDiverged, RunInterrupted, prepare
 from clbench.errors import ConfigError, CorruptedResultError, SetupConfigError
@@ -52,20 +51,6 @@ class RunOutcome:
     status: str = FINISHED
     resumed_from: Position | None = None
     detail: str = ""
-
-
-def read_summary(run: RunDir) -> dict[str, Any]:
-    path = run.file("summary.json")
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CorruptedResultError(path, f"unreadable: {exc}; {AGAIN}") from None
-    if not isinstance(summary, dict):
-        raise CorruptedResultError(path, f"not a JSON object; {AGAIN}")
-    return summary
-
-
-AGAIN = "use --force to run it again (this replaces its results)"
 
 
 def run_job(
@@ -91,8 +76,12 @@ def run_job(
     ``output.trackers`` (`clbench.export.live.build_trackers`); without a progress bar, a
     `ProgressLog` follows it too (logging lines). A skipped finished run calls none of them.
     """
+    run = RunDir(Path(config.output.root) / run_name(config))
+    if not force:  # a finished run is answered before its data loads (checked again, locked)
+        summary = finished_summary(run, config_hash(config))
+        if summary is not None:
+            return RunOutcome(run.path, summary, skipped=True)
     prepared = prepare(config)  # raises before anything is written
-    run = RunDir(Path(config.output.root) / prepared.run_id)
     # the folders the lock is about to create (the run's, maybe the results root's)
     made = [d for d in (run.path, *run.path.parents) if not d.exists()]
     try:
@@ -137,7 +126,7 @@ def _run_locked(
     checkpoint_path = run.file(CHECKPOINT_FILE)
     restored: tuple[Position, dict[str, Any]] | None = None
     if not force:
-        summary = _check_folder(run, config_hash(config))
+        summary = check_existing_folder(run, config_hash(config))
         if summary is not None:
             return RunOutcome(run.path, summary, skipped=True)
         if resume and checkpoint_path.is_file():
@@ -278,51 +267,6 @@ def _record_failure(run: RunDir, exc: BaseException) -> None:
     run.set_status(status, error=repr(exc), traceback=traceback.format_exc())
 
 
-def _check_folder(run: RunDir, this_hash: str) -> dict[str, Any] | None:
-    """Check an existing folder before writing to it; its summary when it is finished.
-
-    Raises `ConfigError` for a folder of another config and `CorruptedResultError` (naming the
-    file) for damage that could hide or lose results. A finished folder is one whose status
-    says so or that holds a ``summary.json`` (written only after a complete run), so a damaged
-    or missing ``status.json`` never gets finished results overwritten.
-    """
-    if not run.path.is_dir():
-        return None
-    config_path = run.file("config.yaml")
-    if config_path.is_file():
-        for problem in verify_files(run.path, ["config.yaml"]):
-            raise CorruptedResultError(problem.path, f"{problem.reason}; {AGAIN}")
-        try:
-            theirs = config_hash(resolve_config(yaml.safe_load(config_path.read_text())))
-        except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
-            reason = f"not a usable config: {exc}; {AGAIN}"
-            raise CorruptedResultError(config_path, reason) from None
-        if theirs != this_hash:
-            raise ConfigError(
-                "output.name",
-                run.path.name,
-                f"a name not used by another config ({run.path} holds a run of config hash "
-                f"{theirs}, this config is {this_hash}); choose another output.name, or use "
-                "--force to replace that run",
-            )
-    status = run.status()
-    present = [n for n in ("summary.json", "records.parquet") if run.file(n).is_file()]
-    if status is not None and status["status"] == "corrupted" and present:
-        raise CorruptedResultError(
-            run.file(STATUS_FILE),
-            f"unreadable, and the folder holds results ({', '.join(present)}); {AGAIN}",
-        )
-    finished = (status is not None and status["status"] == FINISHED) or "summary.json" in present
-    if not finished:
-        return None  # partial files are rewritten; the checkpoint is checked when loaded
-    for name in FINISHED_FILES:
-        if not run.file(name).is_file():
-            raise CorruptedResultError(run.file(name), f"missing from a finished run; {AGAIN}")
-    for problem in verify_files(run.path):
-        raise CorruptedResultError(problem.path, f"{problem.reason}; {AGAIN}")
-    return read_summary(run)
-
-
 def _write_records(run: RunDir, experiment: Experiment, records: pd.DataFrame) -> None:
     run.write_parquet("records.parquet", records)
     run.write_parquet("train_loss.parquet", experiment.train_loss_frame())
@@ -364,8 +308,10 @@ def _summary(
 ) -> dict[str, Any]:
     cfg = experiment.prepared.config
     timing = experiment.timing
-    # the plan knows each task's chance level; gap metrics exclude pairs already at chance
-    metrics = compute_metrics(records, cfg.metrics, chance_levels(experiment.prepared.plan))
+    # the plan knows each task's chance level (gap metrics exclude pairs already at chance)
+    # and each phase's task mix (the decline gaps of boundary-free streams)
+    plan = experiment.prepared.plan
+    metrics = compute_metrics(records, cfg.metrics, chance_levels(plan), plan.mix_matrix())
     params, memories = experiment.budget_parts()
     return {
         "run_id": experiment.prepared.run_id,

@@ -23,13 +23,16 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from clbench.errors import CorruptedResultError
+
+from clbench.errors import ConfigError, CorruptedResultError
 
 STATUS_FILE = "status.json"
+CHECKPOINT_FILE = "checkpoint.pt"
 DIGESTS_FILE = "digests.json"
 DIGESTS_FORMAT = 1
 # what a finished run must hold, each with a matching digest
@@ -235,3 +238,79 @@ class RunDir:
         write_json(
             self.file(DIGESTS_FILE), {"format": DIGESTS_FORMAT, "files": self._loaded_digests()}
         )
+
+
+def read_summary(run: RunDir) -> dict[str, Any]:
+    path = run.file("summary.json")
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CorruptedResultError(path, f"unreadable: {exc}; {AGAIN}") from None
+    if not isinstance(summary, dict):
+        raise CorruptedResultError(path, f"not a JSON object; {AGAIN}")
+    return summary
+
+
+AGAIN = "use --force to run it again (this replaces its results)"
+
+
+def check_existing_folder(run: RunDir, this_hash: str) -> dict[str, Any] | None:
+    """Check an existing folder before writing to it; its summary when it is finished.
+
+    Raises `ConfigError` for a folder of another config and `CorruptedResultError` (naming the
+    file) for damage that could hide or lose results. A finished folder is one whose status
+    says so or that holds a ``summary.json`` (written only after a complete run), so a damaged
+    or missing ``status.json`` never gets finished results overwritten.
+    """
+    if not run.path.is_dir():
+        return None
+    config_path = run.file("config.yaml")
+    if config_path.is_file():
+        import yaml
+
+        from clbench.config import config_hash, resolve_config
+
+        for problem in verify_files(run.path, ["config.yaml"]):
+            raise CorruptedResultError(problem.path, f"{problem.reason}; {AGAIN}")
+        try:
+            theirs = config_hash(resolve_config(yaml.safe_load(config_path.read_text())))
+        except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+            reason = f"not a usable config: {exc}; {AGAIN}"
+            raise CorruptedResultError(config_path, reason) from None
+        if theirs != this_hash:
+            raise ConfigError(
+                "output.name",
+                run.path.name,
+                f"a name not used by another config ({run.path} holds a run of config hash "
+                f"{theirs}, this config is {this_hash}); choose another output.name, or use "
+                "--force to replace that run",
+            )
+    status = run.status()
+    present = [n for n in ("summary.json", "records.parquet") if run.file(n).is_file()]
+    if status is not None and status["status"] == "corrupted" and present:
+        raise CorruptedResultError(
+            run.file(STATUS_FILE),
+            f"unreadable, and the folder holds results ({', '.join(present)}); {AGAIN}",
+        )
+    finished = (status is not None and status["status"] == FINISHED) or "summary.json" in present
+    if not finished:
+        return None  # partial files are rewritten; the checkpoint is checked when loaded
+    for name in FINISHED_FILES:
+        if not run.file(name).is_file():
+            raise CorruptedResultError(run.file(name), f"missing from a finished run; {AGAIN}")
+    for problem in verify_files(run.path):
+        raise CorruptedResultError(problem.path, f"{problem.reason}; {AGAIN}")
+    return read_summary(run)
+
+
+def finished_summary(run: RunDir, this_hash: str) -> dict[str, Any] | None:
+    """The summary of the finished run in ``run``, or None if it holds none: what lets a run
+    that is already done be answered before any data loads. Checked as `check_existing_folder`
+    checks it, under the folder's lock, after a killed writer's temp files are removed."""
+    if not (run.finished or run.file("summary.json").is_file()):
+        return None
+    from clbench.engine.lock import RunLock
+
+    with RunLock(run.path):
+        remove_stale_temp_files(run.path)
+        return check_existing_folder(run, this_hash)

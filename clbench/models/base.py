@@ -10,13 +10,13 @@ by the engine, so models are plain single-head networks.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from torch import nn
 
 from clbench.errors import IncompatibleError
+from clbench.models.spec import ModelSpec
 
 
 class ContinualModel(nn.Module):
@@ -54,21 +54,17 @@ class ContinualModel(nn.Module):
         return self.head(self.features(x))
 
 
-class ModelBuilder(ABC):
+class ModelBuilder(ModelSpec, ABC):
     """Builds a `ContinualModel` from a validated config.
 
     Subclasses register with ``@MODELS.register("name")`` and declare a nested pydantic
-    ``Config`` (``extra="forbid"``) whose fields are the model's parameters. `check` validates
+    ``Config`` (``extra="forbid"``) whose fields are the model's parameters (built-ins declare it
+    in their torch-free spec, `clbench.models.spec`). `check` validates
     everything that can fail without knowing the data (unknown backbone name, missing weights
     file) and raises `clbench.errors.ConfigError` naming ``<field_prefix>.<param>``; the harness
     calls it before any training. `build` raises `clbench.errors.IncompatibleError` when the
     input shape does not fit the architecture.
     """
-
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-    summary: ClassVar[str] = ""
 
     def __init__(self, config: BaseModel, field_prefix: str = "model") -> None:
         self.config = config
@@ -79,10 +75,10 @@ class ModelBuilder(ABC):
         """Full config path of parameter ``name`` (e.g. ``model.pretrained``)."""
         return f"{self.field_prefix}.{name}"
 
-    def check(self) -> None:  # noqa: B027 - optional hook, default: nothing can fail
+    def check(self) -> None:
         """Raise `ConfigError` if the config cannot be built; default: always buildable."""
 
-    def check_input(self, input_shape: tuple[int, ...]) -> None:  # noqa: B027 - optional hook
+    def check_input(self, input_shape: tuple[int, ...]) -> None:
         """Raise `IncompatibleError` if inputs of ``input_shape`` do not fit the architecture;
         called with the data's shape before any run folder exists. Default: any shape fits."""
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field, field_validator
 from torch import nn
 
 from clbench.models.base import ContinualModel, ModelBuilder
+from clbench.models.specs.mlp import MLPSpec
 from clbench.registry import MODELS
 
 
 @MODELS.register("mlp")
-class MLP(ModelBuilder):
+class MLP(MLPSpec, ModelBuilder):
     """Flatten -> [Linear -> (BatchNorm) -> ReLU -> (Dropout)] per hidden layer -> linear head.
 
     The default is the MNIST network of De Lange et al. (ICLR 2023), official code
@@ -20,24 +20,7 @@ class MLP(ModelBuilder):
     then ``Linear(400, n)``. The features are the last hidden layer's activations.
     """
 
-    summary = "MLP on flattened inputs (default 400-400, the stability-gap MNIST net)"
-
-    class Config(ModelBuilder.Config):
-        hidden_sizes: list[int] = Field(
-            default_factory=lambda: [400, 400],
-            description="hidden widths, [] = linear model (stability-gap MNIST net: 400, 400)",
-        )
-        batch_norm: bool = Field(False, description="BatchNorm1d after each hidden linear layer")
-        dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden ReLU")
-
-        @field_validator("hidden_sizes")
-        @classmethod
-        def _positive(cls, sizes: list[int]) -> list[int]:
-            if any(s < 1 for s in sizes):
-                raise ValueError("every hidden size must be >= 1")
-            return sizes
-
-    config: Config
+    config: MLPSpec.Config
 
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> ContinualModel:
         """MLP over ``prod(input_shape)`` inputs with ``num_outputs`` logits."""

@@ -10,14 +10,12 @@ CIFAR-10, Mini-ImageNet and Mini-DomainNet).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from clbench.models.base import ContinualModel, ModelBuilder, image_shape
+from clbench.models.specs.resnet import SlimResNet18Spec
 from clbench.registry import MODELS
 
 
@@ -93,20 +91,10 @@ class SlimResNetBackbone(nn.Module):
 
 
 @MODELS.register("slim_resnet18")
-class SlimResNet18(ModelBuilder):
+class SlimResNet18(SlimResNet18Spec, ModelBuilder):
     """GEM / stability-gap slim ResNet-18 (nf = 20: 1.1M parameters, 160 features at 32×32)."""
 
-    summary = "slim ResNet-18 of GEM / the stability-gap paper (nf=20, 160 features at 32x32)"
-
-    class Config(ModelBuilder.Config):
-        nf: int = Field(20, ge=1, description="width of the first stage (official code: 20)")
-        pooling: Literal["paper", "global"] = Field(
-            "paper",
-            description="'paper': avg_pool2d(4) as in GEM (global if the map is < 4); "
-            "'global': global average pooling, feature size 8*nf for every input size",
-        )
-
-    config: Config
+    config: SlimResNet18Spec.Config
 
     def check_input(self, input_shape: tuple[int, ...]) -> None:
         image_shape(input_shape, "slim_resnet18")

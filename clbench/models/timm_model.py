@@ -25,19 +25,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from clbench.errors import ConfigError, IncompatibleError, MissingFileError
 from clbench.models.base import ContinualModel, ModelBuilder, image_shape
+from clbench.models.specs.timm_model import HUB, PRETRAINED_ALLOWED, WEIGHT_SUFFIXES, TimmModelSpec
 from clbench.registry import MODELS
-
-WEIGHT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin", ".safetensors", ".npz")
-HUB = "hub"
-_PRETRAINED_ALLOWED = (
-    f"null (random init), {HUB!r} (download through timm; needs network) or the path of an "
-    f"existing local weights file ({', '.join(WEIGHT_SUFFIXES)})"
-)
 
 
 class TimmContinualModel(ContinualModel):
@@ -93,29 +86,10 @@ class TimmContinualModel(ContinualModel):
 
 
 @MODELS.register("timm")
-class TimmModel(ModelBuilder):
+class TimmModel(TimmModelSpec, ModelBuilder):
     """Any timm architecture by name, random init or pretrained from a local file."""
 
-    summary = "any timm model by name; local pretrained weights via `pretrained=<file>`"
-
-    class Config(ModelBuilder.Config):
-        arch: str = Field(
-            "resnet18",
-            description="timm model name, optionally with a pretrained tag "
-            "(e.g. resnet18, vit_tiny_patch16_224, vit_base_patch16_224.augreg_in21k)",
-        )
-        pretrained: str | None = Field(None, description=f"weights: {_PRETRAINED_ALLOWED}")
-        image_size: int | None = Field(
-            None,
-            ge=1,
-            description="side inputs are resized to on the device; default: the pretrained "
-            "config's input size when pretrained, else the data's own size",
-        )
-        freeze_backbone: bool = Field(
-            False, description="no gradients for the backbone; it stays in eval mode"
-        )
-
-    config: Config
+    config: TimmModelSpec.Config
 
     # ----------------------------------------------------------------------------- validation
     def weights_path(self) -> Path | None:
@@ -164,7 +138,7 @@ class TimmModel(ModelBuilder):
             raise (ConfigError if path.is_dir() else MissingFileError)(
                 self.field("pretrained"),
                 value,
-                f"{_PRETRAINED_ALLOWED}; {path.resolve()} {why}. Put the weights file there (e.g. "
+                f"{PRETRAINED_ALLOWED}; {path.resolve()} {why}. Put the weights file there (e.g. "
                 "written by clbench.models.timm_model.save_backbone_checkpoint) or fix the path",
             )
         if path.suffix.lower() not in WEIGHT_SUFFIXES:

@@ -15,11 +15,10 @@ import time
 from typing import Any
 
 from clbench.config import config_hash, resolve_config
-from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from clbench.engine.lock import LOCK_FILE, lock_holder
-from clbench.engine.run_dir import DIGESTS_FILE, read_digests, verify_files
+from clbench.engine.run_dir import CHECKPOINT_FILE, DIGESTS_FILE, read_digests, verify_files
 from clbench.errors import ConfigError, CorruptedResultError
-from clbench.metrics.summary import HEADLINE, format_value
+from clbench.metrics.headline import HEADLINE, format_value
 from clbench.results.reader import RunFolder
 
 BUDGET_KEYS = (
@@ -56,6 +55,8 @@ def check_integrity(run: RunFolder, in_use: bool = False) -> None:
     ckpt = run.file(CHECKPOINT_FILE)
     if ckpt.is_file():
         try:
+            from clbench.engine.checkpoint import load_checkpoint  # torch: only with a checkpoint
+
             load_checkpoint(ckpt)
         except CorruptedResultError as exc:
             problems.append(exc)
@@ -127,6 +128,8 @@ def describe_run(run: RunFolder) -> str:
         lines.append(f"files    match their digests ({DIGESTS_FILE})")
     ckpt = run.file(CHECKPOINT_FILE)
     if ckpt.is_file():
+        from clbench.engine.checkpoint import load_checkpoint
+
         position, _ = load_checkpoint(ckpt)
         lines.append(f"checkpoint at {position.describe()} ({ckpt.stat().st_size / 1e6:.1f} MB)")
 

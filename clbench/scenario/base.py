@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from clbench.scenario.plan import ScenarioPlan, Setting
-
 if TYPE_CHECKING:  # a type only: data sits above the scenario plan it imports
     from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.plan import ScenarioPlan, Setting
 
 
 class ScenarioBuilder(ABC):

@@ -29,39 +29,20 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from torch import nn
 
 from clbench.data.batches import PhaseBatches
 from clbench.data.stream import Batch, StreamData
 from clbench.scenario.plan import PhasePart, ScenarioPlan
 from clbench.strategy.loop import LoopState
-from clbench.strategy.plugin import ROUTES, PluginChain
+from clbench.strategy.plugin import PluginChain
+from clbench.strategy.spec import StrategySpec
 from clbench.strategy.stepper import Stepper
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a strategy supports; a run is refused before it starts if the scenario does not fit."""
-
-    settings: frozenset[str] = frozenset({"class", "domain", "task"})
-    uses_buffer: bool = False  # replays from a memory (`Strategy.memory`)
-    needs_pretrained: bool = False
-    # what the strategy passes through the API helpers, so plugins reach it (plugin.ROUTES)
-    routes: frozenset[str] = ROUTES
-    # updates go through `Strategy.step` (so `train.grad_clip` and fp16 loss scaling apply)
-    steps_through_api: bool = True
-
-    def problems_with(self, plan: ScenarioPlan) -> list[str]:
-        problems = []
-        if plan.setting not in self.settings:
-            allowed = ", ".join(sorted(self.settings))
-            problems.append(f"supports {allowed}-incremental scenarios, not {plan.setting}")
-        return problems
 
 
 @dataclass
@@ -103,17 +84,8 @@ class StrategyContext:
     augment: Callable[[Batch], Batch] = lambda batch: batch
 
 
-class Strategy(ABC):
-    """Base class of continual-learning strategies."""
-
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-    capabilities: ClassVar[Capabilities] = Capabilities()
-    summary: ClassVar[str] = ""
-    # False when state_dict cannot capture the whole strategy: its runs are not checkpointed
-    resumable: ClassVar[bool] = True
-    registered_name: ClassVar[str]
+class Strategy(StrategySpec, ABC):
+    """Base class of continual-learning strategies (their spec: `StrategySpec`)."""
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
@@ -154,10 +126,10 @@ class Strategy(ABC):
         """The batch iterator over a phase's parts (override to change batch composition)."""
         return PhaseBatches(parts, batch_size, generator, drop_last)
 
-    def before_phase(self, phase_index: int) -> None:  # noqa: B027 - optional hook
+    def before_phase(self, phase_index: int) -> None:
         """Called before the first update of each phase."""
 
-    def after_phase(self, phase_index: int) -> None:  # noqa: B027 - optional hook
+    def after_phase(self, phase_index: int) -> None:
         """Called after the last update of each phase, before the boundary evaluation."""
 
     @abstractmethod
@@ -192,10 +164,12 @@ class Strategy(ABC):
         """Positions of ``memory`` to replay this update (a plugin may compose the draw)."""
         return self.ctx.plugins.memory_draw(memory, n, self.ctx.generator)
 
-    def step(self, loss: torch.Tensor) -> None:
+    def step(self, loss: torch.Tensor, adjust_gradients: Callable[[], None] | None = None) -> None:
         """Backward and optimizer step (the common tail of `observe`), with the run's gradient
-        clipping and fp16 loss scaling (`clbench.strategy.stepper`)."""
-        self.ctx.stepper.step(loss, self.optimizer)
+        clipping and fp16 loss scaling (`clbench.strategy.stepper`). ``adjust_gradients``, if
+        given, edits the parameters' gradients in place between backward and the step (A-GEM's
+        projection)."""
+        self.ctx.stepper.step(loss, self.optimizer, adjust_gradients)
 
     def report(self) -> dict[str, Any]:
         """Strategy-specific facts for ``summary.json`` (under ``strategy_report``)."""

@@ -26,42 +26,26 @@ run starts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from clbench.data.stream import Batch
 from clbench.scenario.plan import PhasePart, ScenarioPlan
 from clbench.strategy.loop import LoopState
+from clbench.strategy.spec import PluginSpec
 
 if TYPE_CHECKING:
-    from clbench.config import RunConfig
     from clbench.strategy.base import Strategy, StrategyContext
 
-# What a strategy routes through the API, so that plugins reach it (Capabilities.routes)
-LOSS_TERMS = "loss_terms"  # its training loss goes through Strategy.loss / plugin_loss
-MEMORY_DRAWS = "memory_draws"  # replay positions come from Strategy.sample_memory
-TRAIN_BATCHES = "train_batches"  # it trains on the batch handed in and those of make_batch
-MODEL = "model"  # it trains and predicts with ctx.model (plugins that change the model reach it)
-ROUTES = frozenset({LOSS_TERMS, MEMORY_DRAWS, TRAIN_BATCHES, MODEL})
 
-
-class Plugin:
-    """Base class of plugins; every hook is optional (the defaults change nothing)."""
-
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-    summary: ClassVar[str] = ""
-    registered_name: ClassVar[str]
+class Plugin(PluginSpec):
+    """Base class of plugins; every hook is optional (the defaults change nothing). Its spec
+    (``Config``, summary, `check_run`): `PluginSpec`."""
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
-
-    @classmethod
-    def check_run(cls, params: Any, config: RunConfig) -> None:
-        """Refuse settings of other sections this plugin cannot work with (`ConfigError`)."""
 
     def needs(self, strategy: Strategy) -> frozenset[str]:
         """The strategy routes (`ROUTES`) this configured plugin relies on over ``strategy``."""

@@ -13,15 +13,15 @@ labels) and k-FPF-KD (``loss: kd``, DER-style MSE to the stored logits, + CE whe
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from clbench.strategies.fpf.finetune import FPFController, FPFOptions
-from pydantic import Field
 
 from clbench.data.stream import Batch
 from clbench.registry import STRATEGIES
-from clbench.strategy import Capabilities, Strategy, StrategyContext
+from clbench.strategies.fpf.finetune import FPFController
+from clbench.strategies.specs.fpf import KFPFSpec
+from clbench.strategy import Strategy, StrategyContext
 from clbench.strategy.buffers import ReservoirBuffer
 
 
@@ -32,43 +32,8 @@ def trigger_steps(total_updates: int, k: int, final_fpf: bool = True) -> list[in
 
 
 @STRATEGIES.register("k_fpf")
-class KFPF(Strategy):
-    summary = "k-FPF: SGD without replay + FPF on the buffer k times (CE or KD)"
-    capabilities = Capabilities(uses_buffer=True)
-
-    class Config(Strategy.Config, FPFOptions):
-        k: int = Field(
-            10,
-            ge=1,
-            description="FPF runs per training sequence. Paper: FPF applied 'for k times' "
-            "periodically, regardless of task boundaries (Fig. 2 caption); no value of k is "
-            "taken from the paper or code (none public). 10 is a clbench choice: two runs per "
-            "task on a 5-task sequence",
-        )
-        loss: Literal["ce", "kd"] = Field(
-            "kd",
-            description="ce: k-FPF-CE, CE on buffered labels; kd: k-FPF-KD, matching buffered "
-            "logits (+ CE if kd_ce), the paper's distilled variant as described in the "
-            "liner.com summary of arXiv:2304.04158. Default kd is a clbench choice: that summary "
-            "reports it comparable to FPF at much lower cost; at fpf_lr 0.05 it can diverge on "
-            "small MLPs (docs/methods/fpf.md), use ce there",
-        )
-        final_fpf: bool = Field(
-            True,
-            description="true: runs after updates round(i·T/k), the k-th at the last update; "
-            "false: round(i·T/(k+1)), all inside training. Not taken from the paper or code; "
-            "true is a clbench choice so the evaluated final model has just been finetuned, as "
-            "after FPF at the end",
-        )
-        buffer_size: int = Field(
-            200,
-            ge=0,
-            description="reservoir slots. Not taken from the paper or code; 200 is a clbench "
-            "choice, the smallest of Mammoth's standard sizes 200/500/5120 "
-            "(aimagelab/mammoth@e75a491c69fd:utils/best_args.py L520-531)",
-        )
-
-    config: Config
+class KFPF(KFPFSpec, Strategy):
+    config: KFPFSpec.Config
 
     def setup(self, ctx: StrategyContext) -> None:
         super().setup(ctx)

@@ -12,38 +12,21 @@ memory holding what the loss needs; otherwise, or when KD needs stored logits, a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from clbench.strategies.fpf.finetune import FPFController, FPFOptions
-from pydantic import Field
 
 from clbench.data.stream import Batch
 from clbench.registry import PLUGINS
+from clbench.strategies.fpf.finetune import FPFController
+from clbench.strategies.specs.fpf import FPFSpec
 from clbench.strategy import MODEL, LoopState, Plugin, Strategy, StrategyContext
 from clbench.strategy.buffers import IndexBuffer, ReservoirBuffer
 
 
 @PLUGINS.register("fpf")
-class FPF(Plugin):
-    summary = "FPF: finetune the most sensitive modules on a replay memory after any strategy"
-
-    class Config(Plugin.Config, FPFOptions):
-        when: Literal["end", "every_phase"] = Field(
-            "end", description="FPF after the last phase (paper abstract, Fig. 2) or after each"
-        )
-        loss: Literal["ce", "kd"] = Field(
-            "ce", description="CE on buffered labels, or KD on stored logits (+CE if kd_ce)"
-        )
-        buffer_size: int = Field(
-            200,
-            ge=0,
-            description="own reservoir memory, used when the strategy has none or KD needs "
-            "logits (Mammoth's smallest standard size, aimagelab/mammoth@e75a491: "
-            "utils/best_args.py)",
-        )
-
-    config: Config
+class FPF(FPFSpec, Plugin):
+    config: FPFSpec.Config
 
     def needs(self, strategy: Strategy) -> frozenset[str]:
         return frozenset({MODEL})  # it finetunes ctx.model: useless where that is not used

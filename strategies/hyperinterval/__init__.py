@@ -1,6 +1,6 @@
-"""HyperInterval (Krukowski et al. 2024): the strategy (`strategy`), its config (`config`), the
-interval hypernetwork and schedules (`hnet`), the target networks (`targets`) and model selection
-(`selection`)."""
+"""HyperInterval (Krukowski et al. 2024): the strategy (`strategy`), the interval hypernetwork and
+schedules (`hnet`), the target networks (`targets`) and model selection (`selection`); its spec
+(parameters, capabilities) is `specs/hyperinterval.py`."""
 
 from clbench.strategies.hyperinterval.hnet import eps_at, kappa_at
 from clbench.strategies.hyperinterval.strategy import HyperInterval

@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 
 import torch
-from clbench.strategies.hyperinterval.interval import hypernet_ibp
 from torch import nn
+
+from clbench.strategies.hyperinterval.interval import hypernet_ibp
 
 
 class HyperNet(nn.Module):

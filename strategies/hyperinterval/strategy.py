@@ -45,7 +45,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from clbench.strategies.hyperinterval.config import HyperIntervalConfig
+from torch import nn
+
+from clbench.data.stream import Batch
+from clbench.errors import ConfigError
+from clbench.registry import STRATEGIES
+from clbench.scenario.plan import PhasePart, ScenarioPlan
 from clbench.strategies.hyperinterval.hnet import HyperNet, eps_at, kappa_at
 from clbench.strategies.hyperinterval.interval import (
     entropy,
@@ -65,27 +70,14 @@ from clbench.strategies.hyperinterval.targets import (
     TargetNet,
     cnn_feature_size,
 )
-from torch import nn
-
-from clbench.data.stream import Batch
-from clbench.errors import ConfigError
-from clbench.registry import STRATEGIES
-from clbench.scenario.plan import PhasePart, ScenarioPlan
-from clbench.strategy import TRAIN_BATCHES, Capabilities, Strategy
+from clbench.strategies.specs.hyperinterval import HyperIntervalSpec
+from clbench.strategy import Strategy
 
 FILL = -1e4  # logits of outputs a sample's (selected) task does not own (finite: loss stays finite)
 
 
 @STRATEGIES.register("hyperinterval")
-class HyperInterval(Strategy):
-    summary = "HyperInterval: hypernetwork-generated weight intervals with interval embeddings"
-    # its loss is the hypernetwork's own (no plugin terms); the batch handed in is trained on
-    capabilities = Capabilities(
-        settings=frozenset({"task", "class", "domain"}), routes=frozenset({TRAIN_BATCHES})
-    )
-
-    Config = HyperIntervalConfig
-
+class HyperInterval(HyperIntervalSpec, Strategy):
     def problems_with(self, plan: ScenarioPlan) -> list[str]:
         if self._uses_validation():  # refused before any work, naming the field
             check_val_size(plan, self.config.val_size)

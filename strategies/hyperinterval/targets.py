@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
+
 from clbench.strategies.hyperinterval.interval import (
     Interval,
     interval_conv2d,

@@ -7,13 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from clbench.scenarios.power_law import (
-    PROTOTYPE_LAG_COUNTS,
-    PowerLaw,
-    apportion,
-    prototype_table,
-    rehearsal_counts,
-)
 
 from clbench.cli import main
 from clbench.config import build_config
@@ -23,6 +16,13 @@ from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
 from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario.plan import ScenarioPlan
+from clbench.scenarios.power_law import (
+    PROTOTYPE_LAG_COUNTS,
+    PowerLaw,
+    apportion,
+    prototype_table,
+    rehearsal_counts,
+)
 from tests.helpers import fast_overrides, make_image_dataset
 
 FULL = 57927  # new-task samples per phase in the prototype (environments.py)

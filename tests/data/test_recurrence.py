@@ -7,13 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from clbench.scenarios._common import seeded_rng
-from clbench.scenarios.recurrence import (
-    cir_first_occurrence_pmf,
-    cir_schedule,
-    scole_class_probs,
-    scole_schedule,
-)
 
 from clbench.config import build_config
 from clbench.data.dataset import InMemoryDataset
@@ -22,6 +15,13 @@ from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
 from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario.plan import ScenarioPlan
+from clbench.scenarios._common import seeded_rng
+from clbench.scenarios.recurrence import (
+    cir_first_occurrence_pmf,
+    cir_schedule,
+    scole_class_probs,
+    scole_schedule,
+)
 from tests.helpers import fast_overrides, make_image_dataset
 
 

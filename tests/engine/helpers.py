@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from clbench.config import RunConfig
-from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, load_checkpoint
+from clbench.engine.checkpoint import Checkpointer, load_checkpoint
+from clbench.engine.run_dir import CHECKPOINT_FILE
 from clbench.engine.runner import Experiment, RunInterrupted, prepare
 from clbench.registry import STRATEGIES
 from tests.helpers import strategy_overrides

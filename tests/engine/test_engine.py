@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from clbench.strategies.naive import Naive
 
 from clbench.config import build_config
 from clbench.engine.job import run_job
@@ -15,6 +14,7 @@ from clbench.metrics import compute_metrics
 from clbench.metrics.records import REQUIRED_COLUMNS
 from clbench.plotting.curves import plot_task_curves
 from clbench.registry import STRATEGIES
+from clbench.strategies.naive import Naive
 from clbench.strategy import Capabilities
 from tests.helpers import fast_overrides, registered
 

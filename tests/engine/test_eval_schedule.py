@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from clbench.config import build_config, config_hash
-from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, load_checkpoint
+from clbench.engine.checkpoint import Checkpointer, load_checkpoint
+from clbench.engine.run_dir import CHECKPOINT_FILE
 from clbench.engine.runner import Experiment, RunInterrupted, prepare
 from clbench.engine.schedule import EvalSchedule, adaptive_steps
 from clbench.errors import ConfigError

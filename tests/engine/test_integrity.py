@@ -16,9 +16,9 @@ import pytest
 from clbench.cli import main
 from clbench.config import build_config
 from clbench.engine import job
-from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from clbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from clbench.engine.lock import LOCK_FILE
-from clbench.engine.run_dir import DIGESTS_FILE
+from clbench.engine.run_dir import CHECKPOINT_FILE, DIGESTS_FILE
 from clbench.engine.runner import RunInterrupted
 from clbench.errors import CorruptedResultError
 from clbench.results.reader import RunFolder

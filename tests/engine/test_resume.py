@@ -20,13 +20,13 @@ import torch
 from clbench.cli import main
 from clbench.config import build_config
 from clbench.engine.checkpoint import (
-    CHECKPOINT_FILE,
     Checkpointer,
     Position,
     load_checkpoint,
     save_checkpoint,
 )
 from clbench.engine.job import run_job
+from clbench.engine.run_dir import CHECKPOINT_FILE
 from clbench.engine.runner import Experiment, RunInterrupted, prepare
 from clbench.results.reader import RunFolder
 from tests.engine.helpers import RESUMABLE, resume_overrides

@@ -26,8 +26,9 @@ import pytest
 import torch
 
 from clbench.config import build_config
-from clbench.engine.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from clbench.engine.checkpoint import load_checkpoint
 from clbench.engine.job import run_job
+from clbench.engine.run_dir import CHECKPOINT_FILE
 from clbench.results.reader import RunFolder
 from tests.engine.helpers import RESUMABLE, resume_overrides
 from tests.helpers import fast_overrides

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
+from clbench.errors import ConfigError
+from clbench.metrics import compute_metrics
+from clbench.models.base import ContinualModel
 from clbench.strategies.fpf.finetune import (
     FinetuneSettings,
     SensitivityTracker,
     finetune,
     resolve_patterns,
 )
-from torch import nn
-
-from clbench.errors import ConfigError
-from clbench.metrics import compute_metrics
-from clbench.models.base import ContinualModel
 from clbench.strategy.buffers import ReservoirBuffer
 from tests.helpers import experiment
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import torch
-from clbench.strategies.naive import Naive
 
 from clbench.cli import main
 from clbench.config import build_config
@@ -15,6 +14,7 @@ from clbench.engine.job import run_job
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError, IncompatibleError
 from clbench.registry import STRATEGIES
+from clbench.strategies.naive import Naive
 from tests.helpers import fast_overrides, registered, spy_observed_indices
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from clbench.strategies.view_batch import ViewBatches, view_groups
 
 from clbench.config import build_config
 from clbench.data.augment import build_augment
@@ -14,6 +13,7 @@ from clbench.data.stream import Batch
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.scenario.plan import PhasePart
+from clbench.strategies.view_batch import ViewBatches, view_groups
 from tests.helpers import fast_overrides, spy_observed_indices
 
 

@@ -32,7 +32,7 @@ AVL = [n for n in STRATEGIES.names() if n.startswith("avl_")]
 
 
 def test_all_methods_registered_and_marked():
-    from clbench.strategies.avalanche import METHODS
+    from clbench.strategies.specs.avalanche import METHODS
 
     assert sorted(AVL) == sorted(f"avl_{m}" for m in METHODS)
     for name in ("avl_ewc", "avl_online_ewc", "avl_si", "avl_lwf", "avl_mas", "avl_gem"):
@@ -137,9 +137,9 @@ def _tensor_data(n_classes=6, per_class=20, seed=0):
 @pytest.mark.parametrize("task_labels", [False, True])
 def test_from_avalanche_keeps_class_order_and_task_labels(task_labels):
     from avalanche.benchmarks.scenarios.deprecated.generators import nc_benchmark
-    from clbench.scenarios.avalanche import from_avalanche
 
     from clbench.data.stream import StreamData
+    from clbench.scenarios.avalanche import from_avalanche
 
     train, test, _ = _tensor_data()
     bm = nc_benchmark(train, test, 3, task_labels=task_labels, seed=1)
@@ -166,6 +166,7 @@ def test_from_avalanche_keeps_class_order_and_task_labels(task_labels):
 def test_from_avalanche_single_test_experience_is_domain():
     from avalanche.benchmarks import benchmark_from_datasets
     from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as mk
+
     from clbench.scenarios.avalanche import from_avalanche
 
     x, y = torch.randn(120, 5), torch.arange(6).repeat(20)
@@ -253,6 +254,7 @@ def test_from_avalanche_plan_runs_with_adapter(tmp_path):
     import dataclasses
 
     from avalanche.benchmarks.scenarios.deprecated.generators import nc_benchmark
+
     from clbench.scenarios.avalanche import from_avalanche
 
     train, test, _ = _tensor_data()
@@ -281,11 +283,11 @@ def _reference_vs_adapter(name: str, seed: int = 0, **params):
     from avalanche.benchmarks import benchmark_from_datasets
     from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as mk
     from avalanche.training.plugins import EvaluationPlugin
-    from clbench.scenarios.class_incremental import ClassIncremental
 
     from clbench.data.dataset import InMemoryDataset, Split
     from clbench.data.stream import StreamData
     from clbench.models.mlp import MLP
+    from clbench.scenarios.class_incremental import ClassIncremental
     from clbench.strategy import OptimizerSettings, StrategyContext
 
     g = torch.Generator().manual_seed(seed)
@@ -378,11 +380,10 @@ def test_si_upstream_mode_reproduces_avalanche_synaptic_intelligence():
 def _tiny(name: str, **params):
     """A 3-task class-IL stream of 6 separable classes (10 samples each), an MLP 8-16-6 and the
     adapter set up on them, as the engine would (SGD with momentum, batch 8)."""
-    from clbench.scenarios.class_incremental import ClassIncremental
-
     from clbench.data.dataset import InMemoryDataset, Split
     from clbench.data.stream import StreamData
     from clbench.models.mlp import MLP
+    from clbench.scenarios.class_incremental import ClassIncremental
     from clbench.strategy import OptimizerSettings, StrategyContext
 
     g = torch.Generator().manual_seed(0)

@@ -8,6 +8,16 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+
+from clbench.config import build_config
+from clbench.engine.checkpoint import (
+    Checkpointer,
+    load_checkpoint,
+    save_checkpoint,
+)
+from clbench.engine.run_dir import CHECKPOINT_FILE
+from clbench.engine.runner import Experiment, prepare
+from clbench.errors import ConfigError
 from clbench.strategies.hyperinterval import eps_at, kappa_at
 from clbench.strategies.hyperinterval.interval import (
     entropy,
@@ -23,16 +33,6 @@ from clbench.strategies.hyperinterval.interval import (
     worst_case_logits,
 )
 from clbench.strategies.hyperinterval.targets import CNNTarget
-
-from clbench.config import build_config
-from clbench.engine.checkpoint import (
-    CHECKPOINT_FILE,
-    Checkpointer,
-    load_checkpoint,
-    save_checkpoint,
-)
-from clbench.engine.runner import Experiment, prepare
-from clbench.errors import ConfigError
 from tests.helpers import fast_overrides
 
 TOL = 1e-4

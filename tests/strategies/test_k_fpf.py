@@ -4,9 +4,9 @@ plugin over other strategies is tested in tests/plugins/test_fpf.py."""
 from __future__ import annotations
 
 import torch
+
 from clbench.strategies.fpf.finetune import FinetuneSettings, finetune
 from clbench.strategies.fpf.k_fpf import trigger_steps
-
 from tests.helpers import experiment
 
 

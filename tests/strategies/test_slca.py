@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from clbench.strategies.slca.class_stats import ClassGaussians
 
 from clbench.cli import main
 from clbench.config import build_config
@@ -15,6 +14,7 @@ from clbench.engine.pretrain import pretrain
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import ConfigError
 from clbench.metrics import compute_metrics
+from clbench.strategies.slca.class_stats import ClassGaussians
 
 
 @pytest.fixture(autouse=True)

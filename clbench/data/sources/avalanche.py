@@ -30,16 +30,15 @@ import gzip
 import hashlib
 import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
+from clbench.data.sources.specs.avalanche import AvalancheDataSpec
 from clbench.errors import ConfigError, DataNotFoundError
 from clbench.registry import DATASETS
 
@@ -53,23 +52,8 @@ IDX_BENCHMARKS: dict[str, str] = {
 
 
 @DATASETS.register("avalanche")
-class AvalancheData(DataSource):
+class AvalancheData(AvalancheDataSpec, DataSource):
     """An Avalanche classic benchmark's train and test streams, materialised in memory."""
-
-    summary: ClassVar[str] = (
-        "[Avalanche] data of a classic Avalanche benchmark (use with scenario `avalanche`)."
-    )
-
-    class Config(DataSource.Config):
-        benchmark: str = Field(
-            ..., description="Class name in avalanche.benchmarks.classic, e.g. SplitMNIST"
-        )
-        kwargs: dict[str, Any] = Field(
-            default_factory=dict,
-            description="Passed to the benchmark; dataset_root is required (offline), e.g. "
-            "{n_experiences: 5, seed: 0, dataset_root: /data}",
-        )
-        max_gb: float = Field(8.0, gt=0, description="Refuse to load more than this many GB.")
 
     def check_available(self) -> None:
         root = self.config.kwargs.get("dataset_root")
@@ -92,10 +76,6 @@ class AvalancheData(DataSource):
                     else ""
                 )
             )
-
-    @classmethod
-    def run_label(cls, params: Mapping[str, Any]) -> str:
-        return str(params.get("benchmark") or "avalanche")  # the benchmark, e.g. SplitFMNIST
 
     def _idx_source(self) -> Any:
         """clbench's source for the benchmark's idx files (None: not an MNIST-format one)."""

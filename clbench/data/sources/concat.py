@@ -7,15 +7,15 @@ same label.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
 from clbench.data.sources._common import channel_stats
+from clbench.data.sources.specs.concat import ConcatSpec
 from clbench.errors import ConfigError
 from clbench.registry import DATASETS, validate_params
 
@@ -38,7 +38,7 @@ def _to_shape(x: torch.Tensor, channels: int, size: tuple[int, int]) -> torch.Te
 
 
 @DATASETS.register("concat")
-class Concat(DataSource):
+class Concat(ConcatSpec, DataSource):
     """The concatenation of other sources, each entry one domain (``Split.domain`` = its index).
 
     Images are brought to a common shape: bilinear resize to the largest height and width, grey
@@ -47,14 +47,7 @@ class Concat(DataSource):
     differ. mean/std are recomputed from the concatenated train split.
     """
 
-    class Config(DataSource.Config):
-        sources: list[dict[str, Any]] = Field(
-            min_length=1,
-            description="Sources to concatenate, each {name: <data source>, <its parameters>}.",
-        )
-
-    summary: ClassVar[str] = "Several data sources as the domains of one dataset."
-    config: Config
+    config: ConcatSpec.Config
 
     def __init__(self, config: BaseModel, root: Path, download: bool = False) -> None:
         super().__init__(config, root, download)

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
 from clbench.data.sources._common import channel_stats, stratified_split
+from clbench.data.sources.specs.digits import DigitsSpec
 from clbench.registry import DATASETS
 
 
 @DATASETS.register("digits")
-class Digits(DataSource):
+class Digits(DigitsSpec, DataSource):
     """The UCI optical digits shipped with scikit-learn, as uint8 images ``[N, 1, 8, 8]``.
 
     The original 0..16 intensities are scaled to 0..255 (``x * 255 // 16``). There is no official
@@ -28,14 +27,7 @@ class Digits(DataSource):
     split.
     """
 
-    class Config(DataSource.Config):
-        test_fraction: float = Field(
-            0.2, gt=0.0, lt=1.0, description="Fraction of every class held out for testing."
-        )
-        split_seed: int = Field(0, description="Seed of the stratified train/test split.")
-
-    summary: ClassVar[str] = "scikit-learn's bundled 8x8 digits (1797 images, 10 classes)."
-    config: Config
+    config: DigitsSpec.Config
 
     def load(self) -> InMemoryDataset:
         data, target = bundled_digits()

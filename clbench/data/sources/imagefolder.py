@@ -7,10 +7,8 @@ in-memory dataset.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
@@ -22,12 +20,13 @@ from clbench.data.sources._common import (
     image_size_of,
     stratified_split,
 )
+from clbench.data.sources.specs.imagefolder import ImageFolderSpec
 from clbench.errors import DataNotFoundError
 from clbench.registry import DATASETS
 
 
 @DATASETS.register("imagefolder")
-class ImageFolder(DataSource):
+class ImageFolder(ImageFolderSpec, DataSource):
     """Images in ``path/<class>/...`` (or ``path/train/<class>``, ``path/test/<class>``).
 
     Classes are the sorted names of the class folders (0, 1, ... in that order). Every image is
@@ -36,26 +35,7 @@ class ImageFolder(DataSource):
     ``test/`` subfolders a stratified split is drawn from ``split_seed``.
     """
 
-    class Config(DataSource.Config):
-        path: str = Field(
-            description="Folder of class subfolders; a relative path resolves against the data "
-            "root."
-        )
-        image_size: int | None = Field(
-            None, ge=1, description="Side of the square output images; None: first image's size."
-        )
-        channels: Literal[1, 3] = Field(3, description="1 (greyscale) or 3 (RGB).")
-        test_fraction: float = Field(
-            0.2,
-            gt=0.0,
-            lt=1.0,
-            description="Fraction of every class held out when there is no train/test subfolder.",
-        )
-        split_seed: int = Field(0, description="Seed of the stratified train/test split.")
-
-    needs_files: ClassVar[bool] = True
-    summary: ClassVar[str] = "Your own images in a class-per-folder tree (decoded with PIL)."
-    config: Config
+    config: ImageFolderSpec.Config
 
     @property
     def path(self) -> Path:

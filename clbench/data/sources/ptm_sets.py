@@ -23,11 +23,10 @@ import re
 from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
@@ -44,17 +43,11 @@ from clbench.data.sources._common import (
     stats_from_counts,
     stratified_split,
 )
+from clbench.data.sources.specs.ptm_sets import CUB200Spec, ImageNetRSpec, TinyImageNetSpec
 from clbench.errors import DataNotFoundError
 from clbench.registry import DATASETS
 
 Items = list[tuple[Path, int]]  # (image file, label)
-Norm = Annotated[
-    Literal["imagenet", "data"],
-    Field(
-        description="Normalisation statistics: 'imagenet' (ImageNet's mean/std, what pretrained "
-        "backbones expect) or 'data' (the training split's own)."
-    ),
-]
 
 
 def _images_below(folder: Path) -> list[Path]:
@@ -208,7 +201,7 @@ class _LayoutSource(DataSource):
 
 
 @DATASETS.register("tinyimagenet")
-class TinyImageNet(_LayoutSource):
+class TinyImageNet(TinyImageNetSpec, _LayoutSource):
     """Tiny ImageNet (tiny-imagenet-200): 200 classes, 500 training and 50 validation images each,
     64x64 RGB.
 
@@ -219,19 +212,11 @@ class TinyImageNet(_LayoutSource):
     official ``test/`` folder has no labels and is not read.
     """
 
-    class Config(DataSource.Config):
-        image_size: int = Field(64, ge=1, description="Side of the square images (native: 64).")
-        norm: Norm = "imagenet"
-
-    summary: ClassVar[str] = (
-        "Tiny ImageNet (tiny-imagenet-200: wnids.txt, train/, val/ with val_annotations.txt; "
-        "test = the official val set)."
-    )
     name = "tinyimagenet"
     folders = ("tiny-imagenet-200", "tinyimagenet")
     expected = ("wnids.txt", "train/", "val/val_annotations.txt")
     source_hint = "tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip)"
-    config: Config
+    config: TinyImageNetSpec.Config
 
     def _index(self, folder: Path) -> tuple[Items, Items, tuple[str, ...]]:
         wnids_path = folder / "wnids.txt"
@@ -273,7 +258,7 @@ class TinyImageNet(_LayoutSource):
 
 
 @DATASETS.register("cub200")
-class CUB200(_LayoutSource):
+class CUB200(CUB200Spec, _LayoutSource):
     """Caltech-UCSD Birds-200-2011: 11788 photographs of 200 bird species, in the official
     train/test split (5994 / 5794).
 
@@ -284,11 +269,6 @@ class CUB200(_LayoutSource):
     (``001.Black_footed_Albatross``, ...). Samples keep the order of ``images.txt``.
     """
 
-    class Config(DataSource.Config):
-        image_size: int = Field(224, ge=1, description="Side of the square images.")
-        norm: Norm = "imagenet"
-
-    summary: ClassVar[str] = "CUB-200-2011 birds (CUB_200_2011 index files, official train/test)."
     name = "cub200"
     folders = ("CUB_200_2011", "cub200")
     expected = (
@@ -299,7 +279,7 @@ class CUB200(_LayoutSource):
         "images/",
     )
     source_hint = "CUB_200_2011.tgz (https://data.caltech.edu/records/65de6-vp158)"
-    config: Config
+    config: CUB200Spec.Config
 
     @staticmethod
     def _table(path: Path) -> dict[str, tuple[int, str]]:
@@ -375,7 +355,7 @@ def _has_wnid_folders(folder: Path) -> bool:
 
 
 @DATASETS.register("imagenet_r")
-class ImageNetR(_LayoutSource):
+class ImageNetR(ImageNetRSpec, _LayoutSource):
     """ImageNet-R(endition): 30000 renditions (art, cartoons, sketches, ...) of 200 ImageNet
     classes, in ``imagenet-r/<wnid>/*.jpg``. Classes are the sorted wnids (torchvision's
     ImageFolder order, which SLCA's loader uses).
@@ -397,29 +377,12 @@ class ImageNetR(_LayoutSource):
       folders but publishes no split files.
     """
 
-    class Config(DataSource.Config):
-        image_size: int = Field(224, ge=1, description="Side of the square images.")
-        norm: Norm = "imagenet"
-        test_fraction: float = Field(
-            0.2, gt=0.0, lt=1.0, description="Fraction of every class held out for test."
-        )
-        split_seed: int = Field(0, description="Seed of clbench's stratified train/test split.")
-        split_dir: str | None = Field(
-            None,
-            description="Folder with CODA-Prompt's imagenet-r_train.yaml and imagenet-r_test.yaml "
-            "to use its exact split (relative: against the data root); None: clbench's split.",
-        )
-
-    summary: ClassVar[str] = (
-        "ImageNet-R renditions (imagenet-r/<wnid>/*.jpg; seeded stratified 80/20 split, or "
-        "CODA-Prompt's split files)."
-    )
     name = "imagenet_r"
     folders = ("imagenet-r", "imagenet_r")
     expected = ("<wnid>/ class folders (n01443537/, ...) or train/<wnid>/ and val/<wnid>/",)
     source_hint = "imagenet-r.tar (https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar)"
     split_files: ClassVar[tuple[str, str]] = ("imagenet-r_train.yaml", "imagenet-r_test.yaml")
-    config: Config
+    config: ImageNetRSpec.Config
 
     def _presplit(self, folder: Path) -> tuple[Path, Path] | None:
         """The train and test folders of a pre-split layout, else None."""

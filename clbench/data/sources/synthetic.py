@@ -6,15 +6,14 @@ No files, fully determined by its parameters, so tests and smoke runs need no da
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
 from clbench.data.sources._common import channel_stats
+from clbench.data.sources.specs.synthetic import SyntheticSpec
 from clbench.registry import DATASETS
 
 # Standardised values in [-QUANT_RANGE, QUANT_RANGE] map linearly onto pixel values 0..255.
@@ -22,7 +21,7 @@ QUANT_RANGE = 3.0
 
 
 @DATASETS.register("synthetic")
-class Synthetic(DataSource):
+class Synthetic(SyntheticSpec, DataSource):
     """Gaussian class clusters; consecutive tasks share geometry as far as ``task_similarity`` says.
 
     Class means: draw independent ``z_k ~ N(0, I_dim)`` for every class k. Classes 0 and 1 (task 0
@@ -44,41 +43,7 @@ class Synthetic(DataSource):
     images ``[N, 1, image_size, image_size]`` (statistics then computed from the train split).
     """
 
-    class Config(DataSource.Config):
-        num_classes: int = Field(10, ge=2, description="Number of classes (clusters).")
-        dim: int = Field(32, ge=1, description="Feature dimension of the vectors.")
-        train_per_class: int = Field(200, ge=1, description="Training samples per class.")
-        test_per_class: int = Field(100, ge=1, description="Test samples per class.")
-        noise: float = Field(
-            2.0, ge=0.0, description="Cluster std relative to the unit spread of class means."
-        )
-        task_similarity: float = Field(
-            0.0,
-            ge=0.0,
-            le=1.0,
-            description="Correlation of classes 2j, 2j+1 with classes 2j-2, 2j-1 "
-            "(1: consecutive tasks share cluster geometry, 0: independent).",
-        )
-        image_size: int | None = Field(
-            None,
-            ge=2,
-            description="If set, emit uint8 single-channel image_size x image_size images "
-            "(dim = image_size**2) instead of float vectors.",
-        )
-        seed: int = Field(0, description="Seed of class means and samples.")
-
-        @model_validator(mode="after")
-        def _dim_matches_image(self) -> Synthetic.Config:
-            if self.image_size is None:
-                return self
-            if "dim" in self.model_fields_set and self.dim != self.image_size**2:
-                raise ValueError(f"dim must be image_size**2 = {self.image_size**2} or left unset")
-            # store the implied dim so the resolved config re-validates unchanged
-            self.dim = self.image_size**2
-            return self
-
-    summary: ClassVar[str] = "Seeded Gaussian class clusters with controllable task similarity."
-    config: Config
+    config: SyntheticSpec.Config
 
     def load(self) -> InMemoryDataset:
         cfg = self.config

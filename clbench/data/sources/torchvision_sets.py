@@ -14,15 +14,21 @@ import pickle
 import zlib
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
 from clbench.data.sources._common import DOWNLOAD_FIX, CorruptDataError, split_checksum
+from clbench.data.sources.specs.torchvision_sets import (
+    CIFAR10Spec,
+    CIFAR100Spec,
+    FashionMNISTSpec,
+    MNISTSpec,
+    SVHNSpec,
+)
 from clbench.errors import DataNotFoundError
 from clbench.registry import DATASETS
 
@@ -216,13 +222,9 @@ class _IdxSource(_FileSource):
 
 
 @DATASETS.register("mnist")
-class MNIST(_IdxSource):
+class MNIST(MNISTSpec, _IdxSource):
     """MNIST handwritten digits, 60000 + 10000 grey 28x28 images."""
 
-    class Config(DataSource.Config):
-        pass
-
-    summary: ClassVar[str] = "MNIST handwritten digits (idx files, plain or gzipped)."
     name = "mnist"
     folder = "MNIST"
     class_names = tuple(str(k) for k in range(10))
@@ -230,13 +232,9 @@ class MNIST(_IdxSource):
 
 
 @DATASETS.register("fashion_mnist")
-class FashionMNIST(_IdxSource):
+class FashionMNIST(FashionMNISTSpec, _IdxSource):
     """Fashion-MNIST (Zalando), 60000 + 10000 grey 28x28 images of clothing."""
 
-    class Config(DataSource.Config):
-        pass
-
-    summary: ClassVar[str] = "Fashion-MNIST clothing images (idx files, plain or gzipped)."
     name = "fashion_mnist"
     folder = "FashionMNIST"
     aliases = ("fashion-mnist",)
@@ -323,13 +321,9 @@ def _concat(parts: list[Arrays]) -> Arrays:
 
 
 @DATASETS.register("cifar10")
-class CIFAR10(_FileSource):
+class CIFAR10(CIFAR10Spec, _FileSource):
     """CIFAR-10, 50000 + 10000 RGB 32x32 images, from the python version's pickle batches."""
 
-    class Config(DataSource.Config):
-        pass
-
-    summary: ClassVar[str] = "CIFAR-10 (python pickle batches, cifar-10-batches-py)."
     name = "cifar10"
     files = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -352,20 +346,13 @@ class CIFAR10(_FileSource):
 
 
 @DATASETS.register("cifar100")
-class CIFAR100(_FileSource):
+class CIFAR100(CIFAR100Spec, _FileSource):
     """CIFAR-100, 50000 + 10000 RGB 32x32 images with 100 fine or 20 coarse (superclass) labels."""
 
-    class Config(DataSource.Config):
-        label_type: Literal["fine", "coarse"] = Field(
-            "fine",
-            description="'fine' (100 classes) or 'coarse' (20 superclasses).",
-        )
-
-    summary: ClassVar[str] = "CIFAR-100, fine or coarse labels (python pickles, cifar-100-python)."
     name = "cifar100"
     files = ("train", "test", "meta")
     mean, std = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-    config: Config
+    config: CIFAR100Spec.Config
 
     def _dirs(self) -> list[Path]:
         folder = "cifar-100-python"
@@ -404,13 +391,9 @@ def _read_svhn(path: Path) -> Arrays:
 
 
 @DATASETS.register("svhn")
-class SVHN(_FileSource):
+class SVHN(SVHNSpec, _FileSource):
     """SVHN cropped digits (format 2), 73257 + 26032 RGB 32x32 house-number digits."""
 
-    class Config(DataSource.Config):
-        pass
-
-    summary: ClassVar[str] = "SVHN cropped digits (train_32x32.mat, test_32x32.mat)."
     name = "svhn"
     files = ("train_32x32.mat", "test_32x32.mat")
     class_names = tuple(str(k) for k in range(10))

@@ -1,4 +1,5 @@
-"""Configuration of the HyperInterval strategy (`strategies.hyperinterval`).
+"""The HyperInterval strategy's spec: its parameters, summary and capabilities (implementation:
+`hyperinterval/`).
 
 Defaults are the official code's (gmum/HyperInterval@d42305d:
 `Utils/prepare_non_forced_scenario_params.py`, `Utils/prepare_nested_scenario_params.py`) or a
@@ -12,10 +13,11 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from clbench.strategy import Strategy
+from clbench.registry import STRATEGIES
+from clbench.strategy.spec import TRAIN_BATCHES, Capabilities, StrategySpec
 
 
-class HyperIntervalConfig(Strategy.Config):
+class HyperIntervalConfig(StrategySpec.Config):
     """Options of the `hyperinterval` strategy; defaults cite the official code."""
 
     variant: Literal["standard", "nested"] = Field(
@@ -125,3 +127,14 @@ class HyperIntervalConfig(Strategy.Config):
     def _resolve_custom_init(cls, value: bool | None, info: ValidationInfo) -> bool:
         # resolved here so the saved config records what ran
         return info.data.get("variant") == "nested" if value is None else value
+
+
+@STRATEGIES.spec("hyperinterval", "clbench.strategies.hyperinterval.strategy:HyperInterval")
+class HyperIntervalSpec(StrategySpec):
+    summary = "HyperInterval: hypernetwork-generated weight intervals with interval embeddings"
+    # its loss is the hypernetwork's own (no plugin terms); the batch handed in is trained on
+    capabilities = Capabilities(
+        settings=frozenset({"task", "class", "domain"}), routes=frozenset({TRAIN_BATCHES})
+    )
+
+    Config = HyperIntervalConfig
