@@ -19,7 +19,7 @@ from clbench.registry import STRATEGIES
 from clbench.strategy import Strategy, StrategyContext
 
 
-@STRATEGIES.register("lwf")
+@STRATEGIES.register("my_lwf")
 class LwF(Strategy):
     summary = "Learning without Forgetting: distil the previous model's old-class outputs"
 

@@ -29,7 +29,7 @@ def example(page: str) -> tuple[str, str, str]:
 
 @pytest.mark.parametrize(
     ("page", "registered"),
-    [("writing-a-strategy.md", "lwf"), ("writing-a-plugin.md", "confidence_penalty")],
+    [("writing-a-strategy.md", "my_lwf"), ("writing-a-plugin.md", "confidence_penalty")],
 )
 def test_the_page_example_runs_as_written(tmp_path, page, registered):
     name, code, command = example(page)

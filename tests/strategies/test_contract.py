@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from clbench.config import build_config
-from clbench.engine.checkpoint import CHECKPOINT_FILE, Checkpointer, load_checkpoint
+from clbench.engine.checkpoint import Checkpointer, load_checkpoint
+from clbench.engine.run_dir import CHECKPOINT_FILE
 from clbench.engine.runner import Experiment, prepare
 from clbench.errors import IncompatibleError
 from clbench.registry import PLUGINS, STRATEGIES
