@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from clbench.data.dataset import InMemoryDataset
 from clbench.errors import ConfigError
 from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario import ScenarioBuilder
-from clbench.scenario.plan import Phase, ScenarioPlan, Task, sequential_phases
+from clbench.scenario.plan import Phase, ScenarioPlan, Setting, Task, sequential_phases
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from clbench.data.dataset import InMemoryDataset
 
 # Scenario parameters arrive under the ``scenario`` key of a run config; build-time errors name
 # the full path so they read like the errors `validate_params` raises for the same config.
@@ -92,3 +96,31 @@ class NestedScenario:
             if field.startswith(f"{PREFIX}."):
                 field = self.field + field[len(PREFIX) :]
             raise ConfigError(field, exc.value, exc.allowed) from None
+
+
+class ScenarioOf(ScenarioBuilder):
+    """A scenario made from another one, given under ``of`` as in a run config; it takes the
+    inner scenario's setting."""
+
+    class Config(ScenarioBuilder.Config):
+        of: dict[str, Any] = Field(
+            default_factory=lambda: {"name": "class_incremental"},
+            description="The inner scenario, as in a run config: {name: <scenario>, "
+            "<its parameters>...}, e.g. {name: class_incremental, n_experiences: 5}. Default: "
+            "class_incremental with its defaults. Stored resolved (with the inner defaults).",
+        )
+
+        @field_validator("of")
+        @classmethod
+        def _named(cls, of: dict[str, Any]) -> dict[str, Any]:
+            if not isinstance(of.get("name"), str):
+                raise invalid("needs a 'name' key, e.g. {name: class_incremental}")
+            return of
+
+    def __init__(self, config: BaseModel) -> None:
+        self.inner = NestedScenario(config.of, f"{PREFIX}.of")
+        super().__init__(config.model_copy(update={"of": self.inner.resolved}))
+
+    @property
+    def setting(self) -> Setting:
+        return self.inner.builder.setting

@@ -7,52 +7,33 @@ keeps one part per task, so per-task evaluation and task-id masking work as in t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from clbench.scenarios._common import PREFIX, NestedScenario, invalid, make_plan
-from pydantic import BaseModel, Field, field_validator
+from pydantic import field_validator
 
-from clbench.data.dataset import InMemoryDataset
 from clbench.registry import SCENARIOS
-from clbench.scenario import ScenarioBuilder
-from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting
+from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan
+from clbench.scenarios._common import ScenarioOf, invalid, make_plan
 
-_INNER = f"{PREFIX}.of"  # parameter path of the inner scenario, used in its error messages
+if TYPE_CHECKING:
+    from clbench.data.dataset import InMemoryDataset
 
 
 @SCENARIOS.register("joint")
-class Joint(ScenarioBuilder):
+class Joint(ScenarioOf):
     """One phase with every task of the inner scenario (offline, i.i.d. upper bound)."""
 
     summary: ClassVar[str] = (
         "Joint upper bound: all tasks of another scenario (`of`) trained together in one phase."
     )
 
-    class Config(ScenarioBuilder.Config):
-        of: dict[str, Any] = Field(
-            default_factory=lambda: {"name": "class_incremental"},
-            description="The scenario to make joint, as in a run config: {name: <scenario>, "
-            "<its parameters>...}, e.g. {name: class_incremental, n_experiences: 5}. Default: "
-            "class_incremental with its defaults. Stored resolved (with the inner defaults).",
-        )
-
+    class Config(ScenarioOf.Config):
         @field_validator("of")
         @classmethod
-        def _named(cls, of: dict[str, Any]) -> dict[str, Any]:
-            name = of.get("name")
-            if not isinstance(name, str):
-                raise invalid("needs a 'name' key, e.g. {name: class_incremental}")
-            if name == "joint":
+        def _not_joint(cls, of: dict[str, Any]) -> dict[str, Any]:
+            if of.get("name") == "joint":
                 raise invalid("joint of a joint scenario: name the inner scenario directly")
             return of
-
-    def __init__(self, config: BaseModel) -> None:
-        self.inner = NestedScenario(config.of, _INNER)
-        super().__init__(config.model_copy(update={"of": self.inner.resolved}))
-
-    @property
-    def setting(self) -> Setting:
-        return self.inner.builder.setting
 
     def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
         """The inner plan's tasks, with every task's training samples in a single phase."""

@@ -132,6 +132,23 @@ class ContinualEvaluator:
         self.log.add("subset", step, phase, current_task, correct, loss, n)
         return correct / self._subset_n_device[: seen_upto + 1]
 
+    def evaluate_incoming(
+        self, step: int, phase: int, current_task: int, index: torch.Tensor, task: torch.Tensor
+    ) -> None:
+        """Online accuracy: the training batch ``index`` (of tasks ``task``) as the stream
+        delivers it (no augmentation, no plugin), with the weights of update ``step``, before
+        any update has used it. Per task of the batch: its samples and how many are predicted
+        right (kind ``online``), so the rows also record the stream's task mix per update."""
+        num_tasks = self.data.plan.num_tasks
+        # task ids come from the plan's batches on the host: counting them costs no device sync
+        n = torch.bincount(task.cpu(), minlength=num_tasks)
+        tasks = n.nonzero().flatten().tolist()
+        batch = self.data.make_batch(index, task)
+        with evaluation_mode(self.model):
+            correct, loss = self._forward_counts(batch.x, batch.y, batch.task, num_tasks)
+        ids = torch.as_tensor(tasks, device=self.data.device)
+        self.log.add("online", step, phase, current_task, correct[ids], loss[ids], n[tasks], tasks)
+
     def evaluate_full(
         self, kind: str, step: int, phase: int, current_task: int, tasks: list[int]
     ) -> None:

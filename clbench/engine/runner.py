@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from clbench.config import RunConfig, component, config_hash, plugin_params
+from clbench.config import RunConfig, component, config_hash, plugin_params, run_name
 from clbench.data.cache import load_memmapped
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import resolve_data_root
@@ -33,7 +33,7 @@ from clbench.engine.recipe import BatchAugmenter, check_augment_data, check_reci
 from clbench.engine.records import RecordLog
 from clbench.engine.schedule import EvalSchedule
 from clbench.engine.seeding import derived_seeds, seed_globals, torch_settings
-from clbench.errors import ConfigError, IncompatibleError, SetupConfigError
+from clbench.errors import ConfigError, IncompatibleError, RunInterrupted, SetupConfigError
 from clbench.models.base import ModelBuilder
 from clbench.registry import DATASETS, MODELS, PLUGINS, SCENARIOS, STRATEGIES
 from clbench.scenario.plan import PhasePart, ScenarioPlan
@@ -100,17 +100,6 @@ class Prepared:
     plugins: tuple[Component, ...] = ()
 
 
-def run_name(config: RunConfig) -> str:
-    """The run folder's name: ``output.name``, else strategy (+ plugins), scenario, data (its
-    source's ``run_label``: the name, or e.g. an Avalanche benchmark's), seed and hash."""
-    if config.output.name:
-        return config.output.name
-    data = DATASETS.get(config.data["name"]).run_label(config.data)  # e.g. the benchmark
-    learner = "+".join([config.strategy["name"], *config.plugins])
-    names = (learner, config.scenario["name"], data)
-    return f"{'-'.join(names)}-s{config.seed}-{config_hash(config)}"
-
-
 def prepare(config: RunConfig) -> Prepared:
     """Check everything that can be checked and load the data; never writes anything, except
     that ``storage=memmap`` builds the dataset's cache (`clbench.data.cache`) when missing."""
@@ -166,15 +155,6 @@ class RunDiverged(Exception):
     def __init__(self, step: int, loss: float) -> None:
         self.step, self.loss = step, loss
         super().__init__(f"training loss is {loss} at update {step}: the run diverged")
-
-
-class RunInterrupted(Exception):
-    """A stop was requested (signal); the run checkpointed at ``position`` when it could."""
-
-    def __init__(self, reason: str, position: Position, checkpointed: bool) -> None:
-        self.reason, self.position, self.checkpointed = reason, position, checkpointed
-        self.run_dir: Any = None  # set by the job that owns the run folder
-        super().__init__(f"{reason} at {position.describe()}")
 
 
 @dataclass
@@ -312,13 +292,13 @@ class Experiment:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _timed_eval(self, evaluate: Callable[..., Any], *args: Any) -> Any:
+    def _timed_eval(self, evaluate: Callable[..., Any], *args: Any, observe: bool = True) -> Any:
         self._sync()
         start = time.perf_counter()
         result = evaluate(*args)
         self._sync()
         self.timing.eval_s += time.perf_counter() - start
-        if self.observers:
+        if observe and self.observers:
             self._observe_evaluation()
         return result
 
@@ -465,6 +445,12 @@ class Experiment:
         # off-device data on a GPU: each batch's copy is issued while the one before trains
         for b, (index, task) in enumerate(self.data.prefetching(epoch_batches), start=first_batch):
             loop.batch = b + 1
+            if epoch == 0 and self.prepared.config.eval.online_accuracy:
+                with clock.paused():  # the batch before any update used it: online accuracy
+                    current = self.prepared.plan.phases[loop.phase].current_task
+                    args = (loop.step, loop.phase, current, index, task)
+                    # records only: observers and trackers follow the test-set evaluations
+                    self._timed_eval(self.evaluator.evaluate_incoming, *args, observe=False)
             self._update(index, task)
             self._after_update(last_epoch and b == n_batches - 1, clock, hooks)
         clock.stop()

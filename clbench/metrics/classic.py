@@ -6,15 +6,11 @@ missing from the records makes that metric ``None`` rather than silently averagi
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
+from clbench.metrics.options import AvgAccWeighting, ForgettingReference
 from clbench.metrics.records import RecordArrays, record_arrays
-
-AvgAccWeighting = Literal["task_mean", "sample_pooled"]
-ForgettingReference = Literal["end_of_task", "max"]
 
 
 def _mean_or_none(values: list[float]) -> float | None:

@@ -14,10 +14,15 @@ Direction = Literal["higher", "lower"]
 # Summary metrics (clbench.metrics.compute_metrics) and budget entries (summary.json "budget").
 HIGHER_IS_BETTER = frozenset(
     {"final_acc", "aia", "bwt", "fwt", "min_acc", "wc_acc", "lca", "recovered_fraction"}
+    # boundary-free streams (clbench.metrics.boundary_free)
+    | {"online_acc", "anytime_acc", "decline_min_acc", "decline_recovered_fraction"}
 )
 # Configured amounts (updates, samples seen, buffer size, parameter counts) describe the setting
 # rather than an outcome: they have no direction and are never marked best.
-LOWER_IS_BETTER = frozenset({"forgetting", "gap_depth_mean", "recovery_time_mean", "buffer_bytes"})
+LOWER_IS_BETTER = frozenset(
+    {"forgetting", "gap_depth_mean", "recovery_time_mean", "buffer_bytes"}
+    | {"decline_gap_depth_mean", "decline_recovery_time_mean"}
+)
 # Names that carry a parameter or a unit: windowed metrics (wf_10, wp_100) and measured resources,
 # wall-clock times (train_time_s, eval_time_s, checkpoint_time_s) and memory (peak_memory_mb).
 PATTERN_DIRECTIONS: tuple[tuple[re.Pattern[str], Direction], ...] = (
@@ -43,6 +48,12 @@ READABLE_NAMES = {
     "gap_pairs": "gap pairs",
     "recovered_pairs": "recovered gap pairs",
     "forgotten_pairs": "forgotten gap pairs",
+    "online_acc": "online accuracy",
+    "anytime_acc": "anytime accuracy",
+    "decline_min_acc": "min-ACC after declines",
+    "decline_gap_depth_mean": "gap depth after declines",
+    "decline_recovery_time_mean": "recovery after declines (updates)",
+    "decline_recovered_fraction": "declines recovered (fraction)",
     "updates": "updates",
     "samples_seen": "training samples seen",
     "train_time_s": "training time (s)",

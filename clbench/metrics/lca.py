@@ -25,15 +25,13 @@ The unit of β (``window_unit``):
 from __future__ import annotations
 
 import warnings
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from clbench.metrics.options import LcaMode
 from clbench.metrics.records import RecordArrays, record_arrays
 from clbench.metrics.windowed import WindowUnit, check_unit
-
-LcaMode = Literal["official", "chaudhry"]
 
 
 def _first_current(ra: RecordArrays, task: int) -> int:

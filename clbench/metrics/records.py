@@ -5,7 +5,11 @@ This module is the one definition of the record schema: the engine's `RecordLog`
 
 A record frame (``records.parquet``) has one row per (evaluation, evaluated task). ``kind`` is
 ``subset`` (continual evaluation on the fixed per-task subset), ``full`` (full test set at the end
-of a phase) or ``init`` (full test set with the untrained model, step 0).
+of a phase), ``init`` (full test set with the untrained model, step 0) or ``online`` (with
+``eval.online_accuracy``: the incoming training batch of update ``step + 1`` before that update,
+one row per task in it; ``n`` is that task's number of samples in it, so these rows are the
+stream's task mix per update). Online rows are kept apart: `RecordArrays` sums them per update
+and every other metric ignores them.
 
 Conventions shared by all metrics:
 
@@ -36,7 +40,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "loss",
 )
 INT_COLUMNS: tuple[str, ...] = ("step", "phase", "current_task", "task", "n", "correct")
-KINDS: tuple[str, ...] = ("subset", "full", "init")
+KINDS: tuple[str, ...] = ("subset", "full", "init", "online")
 # the dtypes a run writes (``records.parquet``); ``kind`` is a string column. Reading accepts any
 # integer-valued numbers in INT_COLUMNS (`validate_records`).
 COLUMN_DTYPES: dict[str, str] = {**dict.fromkeys(INT_COLUMNS, "int64"), "loss": "float64"}
@@ -105,7 +109,7 @@ def validate_records(records: pd.DataFrame) -> None:
         _fail("more than one 'full' row for a (phase, task); full rows belong at the phase end")
 
     trained = records[~is_init]
-    if trained.empty:
+    if not kind.isin(("subset", "full")).any():
         _fail("no 'subset' or 'full' rows")
     phases = np.sort(trained["phase"].unique())
     if not np.array_equal(phases, np.arange(len(phases))):
@@ -153,6 +157,10 @@ class RecordArrays:
     full_n: np.ndarray  # (P, T), 0 where missing
     full_correct: np.ndarray  # (P, T)
     init_acc: np.ndarray  # (T,), NaN where missing
+    # online rows summed over the tasks of each incoming batch, by step (empty without them)
+    online_step: np.ndarray  # (U,) updates made before the batch was evaluated
+    online_n: np.ndarray  # (U,) samples of the batch
+    online_correct: np.ndarray  # (U,) of them predicted right
 
     def seen_tasks(self, phase: int) -> list[int]:
         """Tasks current or evaluated in a phase <= ``phase`` (the tasks averaged at its end)."""
@@ -164,6 +172,9 @@ def record_arrays(records: pd.DataFrame | RecordArrays) -> RecordArrays:
     if isinstance(records, RecordArrays):
         return records
     validate_records(records)
+    is_online = (records["kind"] == "online").to_numpy()
+    online = records[is_online].groupby("step")[["n", "correct"]].sum()
+    records = records[~is_online]
     kind = records["kind"].to_numpy()
     step = records["step"].to_numpy().astype(np.int64)
     phase = records["phase"].to_numpy().astype(np.int64)
@@ -232,6 +243,9 @@ def record_arrays(records: pd.DataFrame | RecordArrays) -> RecordArrays:
         full_n=full_n,
         full_correct=full_correct,
         init_acc=init_acc,
+        online_step=online.index.to_numpy().astype(np.int64),
+        online_n=online["n"].to_numpy().astype(np.int64),
+        online_correct=online["correct"].to_numpy().astype(np.int64),
     )
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 # Accuracies are ratios correct/n, but ``reference - eps`` is computed in binary floating point
 # (0.80 - 0.10 = 0.7000000000000001); this slack makes a == reference - eps count as recovered.
 # The same slack makes a reference of 10/100 count as "at chance" for a chance level of 1/10.
-_RECOVERY_SLACK = 1e-12
+RECOVERY_SLACK = 1e-12
 
 Chance = float | Sequence[float] | None
 
@@ -130,7 +130,7 @@ def chance_levels(plan: ScenarioPlan) -> list[float]:
     return [1.0 / plan.num_outputs] * plan.num_tasks
 
 
-def _chance_of(chance: Chance, task: int) -> float:
+def chance_of(chance: Chance, task: int) -> float:
     """The chance level of ``task``; 0 when unknown, so only a reference of 0 counts as lost."""
     if chance is None:
         return 0.0
@@ -188,7 +188,7 @@ def gap_analysis(
     for task in sorted(ra.intro_phase):
         col = ra.acc[:, task]
         evaluated = ~np.isnan(col)
-        level = _chance_of(chance, task)
+        level = chance_of(chance, task)
         for k in range(ra.intro_phase[task] + 1, ra.n_phases):
             if ra.phase_task[k] == task:
                 continue
@@ -199,8 +199,8 @@ def gap_analysis(
             reference = float(col[before[-1]])
             values, steps = col[during], ra.point_step[during]
             j_min = int(np.argmin(values))  # first arg-min on ties
-            ok = np.nonzero(values[j_min:] >= reference - recovery_eps - _RECOVERY_SLACK)[0]
-            forgotten = reference <= level + _RECOVERY_SLACK
+            ok = np.nonzero(values[j_min:] >= reference - recovery_eps - RECOVERY_SLACK)[0]
+            forgotten = reference <= level + RECOVERY_SLACK
             recovered = ok.size > 0 and not forgotten
             gaps.append(
                 Gap(

@@ -8,11 +8,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from clbench.metrics.boundary_free import boundary_free_metrics
 from clbench.metrics.classic import (
-    AvgAccWeighting,
-    ForgettingReference,
     average_incremental_accuracy,
     backward_transfer,
     final_accuracy,
@@ -20,79 +18,14 @@ from clbench.metrics.classic import (
     forward_transfer,
     per_task_final_accuracy,
 )
-from clbench.metrics.lca import LcaMode, learning_curve_area
+from clbench.metrics.lca import learning_curve_area
+from clbench.metrics.options import MetricOptions
 from clbench.metrics.records import RecordArrays, record_arrays
 from clbench.metrics.stability import Chance, gap_analysis, per_task_minima, stability_curves
 from clbench.metrics.windowed import (
-    WfTasks,
-    WindowUnit,
-    WpMode,
     windowed_forgetting,
     windowed_plasticity,
 )
-
-
-class MetricOptions(BaseModel):
-    """How metrics are computed from records: clbench's defaults, with the official code's
-    choices (De Lange et al.'s repository) one option away."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    avg_acc_weighting: AvgAccWeighting = Field(
-        "task_mean",
-        description="Final accuracy: mean over tasks (task_mean) or pooled over all test samples "
-        "(sample_pooled, official code)",
-    )
-    forgetting_reference: ForgettingReference = Field(
-        "end_of_task",
-        description="Forgetting reference: accuracy right after the task (end_of_task, official) "
-        "or its maximum over later boundaries (max, Chaudhry)",
-    )
-    window_unit: WindowUnit = Field(
-        "updates",
-        description="Unit of the WF^w/WP^w windows and of LCA's β: updates (a window of w holds "
-        "the evaluations less than w updates apart, whatever eval.every is) or evaluations (w "
-        "consecutive evaluations, the official code; w·eval.every updates)",
-    )
-    window_sizes: list[int] = Field(
-        default_factory=lambda: [10, 100],
-        description="Window sizes w for WF^w and WP^w, in window_unit",
-    )
-    wf_tasks: WfTasks = Field(
-        "all",
-        description="WF^w averages over all evaluated tasks (all, official) or all but the last "
-        "task (previous)",
-    )
-    wp_mode: WpMode = Field(
-        "exact",
-        description="WP^w: exact max over window pairs (exact) or the official running-max "
-        "pruning (official_pruned)",
-    )
-    lca_beta: int = Field(
-        10,
-        ge=1,
-        description="LCA window β, in window_unit: the first β updates (or evaluations) of a task "
-        "being current",
-    )
-    lca_mode: LcaMode = Field(
-        "official",
-        description="LCA window: b = 0..β-1 for the first task and b = 1..β for later ones "
-        "(official) or the pre-update point and b = 1..β (chaudhry; needs preupdate_every_task)",
-    )
-    recovery_eps: float = Field(
-        0.02,
-        ge=0,
-        description="Absolute accuracy tolerance ε for stability-gap recovery time (in updates)",
-    )
-
-    @field_validator("window_sizes")
-    @classmethod
-    def _check_windows(cls, value: list[int]) -> list[int]:
-        if any(w < 1 for w in value):
-            raise ValueError("window sizes must be >= 1")
-        if len(set(value)) != len(value):
-            raise ValueError("window sizes must be distinct")
-        return value
 
 
 def _to_options(options: MetricOptions | Mapping[str, Any] | None) -> MetricOptions:
@@ -126,6 +59,7 @@ def compute_metrics(
     records: pd.DataFrame | RecordArrays,
     options: MetricOptions | Mapping[str, Any] | None = None,
     chance: Chance = None,
+    mix: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """All summary metrics of one run as a flat JSON-serialisable dict.
 
@@ -142,6 +76,10 @@ def compute_metrics(
     ``recovery_time_mean`` over the recovered pairs. ``chance``: the chance level per task (e.g.
     :func:`clbench.metrics.stability.chance_levels` of the run's plan) or one value for all
     tasks; ``None`` (records alone) takes 0, which excludes only references of 0.
+
+    Metrics without boundaries (`clbench.metrics.boundary_free`): ``online_acc`` (from
+    ``online`` rows), ``anytime_acc`` and, given the stream's ``mix`` (e.g.
+    ``plan.mix_matrix()``, a row per phase), the ``decline_*`` gap metrics and ``declines``.
     """
     opts = _to_options(options)
     ra = record_arrays(records)
@@ -180,36 +118,8 @@ def compute_metrics(
             "gaps": [g.to_dict() for g in gaps],
         }
     )
+    out.update(boundary_free_metrics(ra, mix, opts.recovery_eps, chance))
     return _json(out)
-
-
-# The summary metrics shown first (the console table of `clbench run`, `clbench info`), with
-# what each means.
-HEADLINE: tuple[tuple[str, str], ...] = (
-    ("final_acc", "final accuracy (full test sets, task mean)"),
-    ("aia", "average incremental accuracy"),
-    ("forgetting", "average forgetting"),
-    ("bwt", "backward transfer"),
-    ("fwt", "forward transfer (vs initial model)"),
-    ("min_acc", "min-ACC (worst accuracy of old tasks)"),
-    ("wc_acc", "WC-ACC (worst-case accuracy)"),
-    ("wf_10", "windowed forgetting WF^10"),
-    ("wf_100", "windowed forgetting WF^100"),
-    ("wp_10", "windowed plasticity WP^10"),
-    ("wp_100", "windowed plasticity WP^100"),
-    ("lca", "learning curve area LCA"),
-    ("gap_depth_mean", "stability-gap depth (mean over boundaries)"),
-    ("recovery_time_mean", "gap recovery time, updates (mean of recovered)"),
-)
-
-
-def format_value(value: Any) -> str:
-    """A summary value as shown in plain text: ``null`` for None, floats to 4 decimals."""
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 def curves(

@@ -24,17 +24,12 @@ qualify.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from clbench.metrics.options import WINDOW_UNITS, WfTasks, WindowUnit, WpMode
 from clbench.metrics.records import RecordArrays, record_arrays
-
-WfTasks = Literal["all", "previous"]
-WpMode = Literal["exact", "official_pruned"]
-WindowUnit = Literal["updates", "evaluations"]
-WINDOW_UNITS: tuple[str, ...] = ("updates", "evaluations")
 
 
 def _check_window(w: int) -> None:

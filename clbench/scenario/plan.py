@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 Setting = Literal["class", "domain", "task"]
 SETTINGS: tuple[str, ...] = ("class", "domain", "task")
@@ -95,10 +97,16 @@ class PhasePart:
 
 @dataclass(frozen=True, eq=False)
 class Phase:
-    """One training phase. ``current_task`` is the task the phase introduces (or focuses on)."""
+    """One training phase. ``current_task`` is the task the phase introduces (or focuses on).
+
+    ``mix``: the probability of each task (indexed by id) in the distribution a generator drew
+    the phase's samples from (boundary-free streams: `clbench.scenarios.gaussian_schedule`,
+    `clbench.scenarios.online`); ``None`` when the phase's own counts are its distribution.
+    """
 
     parts: tuple[PhasePart, ...]
     current_task: int
+    mix: tuple[float, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -111,17 +119,22 @@ class Phase:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "current_task": self.current_task,
             "parts": [{"task": p.task, "indices": p.indices.tolist()} for p in self.parts],
         }
+        if self.mix is not None:  # only then: plans without one keep their content hash
+            out["mix"] = list(self.mix)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Phase:
         parts = tuple(
             PhasePart(int(p["task"]), np.asarray(p["indices"], dtype=np.int64)) for p in d["parts"]
         )
-        return cls(parts=parts, current_task=int(d["current_task"]))
+        mix = d.get("mix")
+        mix = None if mix is None else tuple(float(m) for m in mix)
+        return cls(parts=parts, current_task=int(d["current_task"]), mix=mix)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +160,9 @@ class ScenarioPlan:
             for part in phase.parts:
                 if not 0 <= part.task < len(self.tasks):
                     raise ValueError(f"phase part refers to unknown task {part.task}")
+            if phase.mix is not None and len(phase.mix) != len(self.tasks):
+                n = len(self.tasks)
+                raise ValueError(f"a phase mix has {len(phase.mix)} entries for {n} tasks")
 
     @property
     def num_tasks(self) -> int:
@@ -199,6 +215,16 @@ class ScenarioPlan:
             for task, n in phase.task_counts().items():
                 counts[i, task] += n
         return counts
+
+    def mix_matrix(self) -> np.ndarray:
+        """``Q[phase, task]``: the share of each task in the distribution each phase was drawn
+        from: its ``mix`` where a generator gave one, else its counts (rows sum to 1)."""
+        counts = self.count_matrix().astype(np.float64)
+        for i, phase in enumerate(self.phases):
+            if phase.mix is not None:
+                counts[i] = phase.mix
+        totals = counts.sum(axis=1, keepdims=True)
+        return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
     def describe(self) -> str:
         """A stable, human-readable summary: setting, classes per task and sizes."""

@@ -628,7 +628,10 @@ def test_validate_accepts_toys(toy_a, toy_b):
     [
         (lambda df: df.drop(columns=["kind", "loss"]), "missing column\\(s\\): kind, loss"),
         (lambda df: df.iloc[:0], "no rows"),
-        (lambda df: df.assign(kind="sub"), "'kind' must be one of subset, full, init, got 'sub'"),
+        (
+            lambda df: df.assign(kind="sub"),
+            "'kind' must be one of subset, full, init, online, got 'sub'",
+        ),
         (lambda df: df.assign(correct=df["n"] + 1), "'correct' must be <= 'n'"),
         (lambda df: df.assign(n=0, correct=0), "'n' must be >= 1"),
         (lambda df: df.assign(step=df["step"] - 1), "'step' must be >= 0, got -1"),
