@@ -61,6 +61,7 @@ def report(
     baseline: str | None = None,
     sort_by: str | None = None,
     split_by: Sequence[str] = (),
+    treatment: Sequence[str] = (),
     ci: str | None = None,
     confidence: float | None = None,
     include_partial: bool = False,
@@ -69,7 +70,9 @@ def report(
     """Tables over the runs under ``results`` (folders, globs, or a `Results` from
     `clbench.sweeps`), with the options of ``clbench report`` (same names, ``sort_by`` for
     ``--sort``): rows grouped by ``group_by`` (default: the keys that vary), ``metrics`` columns
-    (``["all"]`` for every one), ``baseline`` deltas, ``ci`` ``t`` | ``bootstrap`` | ``none``."""
+    (``["all"]`` for every one), ``baseline`` deltas, ``ci`` ``t`` | ``bootstrap`` | ``none``,
+    ``treatment`` keys varied on purpose (``["scenario.kernel"]``: a row per kernel, compared
+    for best values, not footnoted as another scenario)."""
     from clbench.reporting.report import render_report
 
     paths = getattr(results, "paths", None)
@@ -82,6 +85,7 @@ def report(
         include_partial=include_partial,
         strict=strict,
         split_by=split_by,
+        treatment=treatment,
         sort_by=sort_by,
         ci=ci,
         confidence=confidence,

@@ -208,16 +208,21 @@ def build_aggregates(
     options: AggregateOptions,
     group_by: Sequence[str] | None = None,
     split_by: Sequence[str] = (),
+    treatment: Sequence[str] = (),
 ) -> list[Aggregate]:
     """One aggregate per split (``tags.phase`` always splits: tuning and evaluation runs are
-    never pooled); methods by ``group_by`` (None: the varying keys that are not scenario keys)."""
+    never pooled); methods by ``group_by`` (None: the varying keys that are not scenario keys)
+    and the ``treatment`` keys, which are never scenario keys: a study's kernels are compared
+    as methods over the scenarios, not pooled into them."""
     phase = [PHASE_KEY] if PHASE_KEY in runs.tag_keys else []
     split_keys = list(dict.fromkeys([*phase, *split_by]))
     aggregates = []
     for split_values, members in partition(runs, range(len(runs.frame)), split_keys):
         varying = varying_keys([runs.configs[i] for i in members])
         if options.scenario_keys is None:
-            scenario_keys = label_key_order([k for k in varying if is_comparability_key(k)])
+            scenario_keys = label_key_order(
+                [k for k in varying if is_comparability_key(k) and k not in treatment]
+            )
         else:
             scenario_keys = [k for k in options.scenario_keys if k not in split_keys]
         if group_by is None:
@@ -226,12 +231,13 @@ def build_aggregates(
                     k
                     for k in varying
                     if k not in scenario_keys
-                    and not is_comparability_key(k)
+                    and (k in treatment or not is_comparability_key(k))
                     and k not in NO_EFFECT_ON_NUMBERS
                 ]
             )
         else:
-            method_keys = [k for k in group_by if k not in split_keys]
+            method_keys = list(dict.fromkeys([*group_by, *treatment]))
+            method_keys = [k for k in method_keys if k not in split_keys]
             both = [k for k in method_keys if k in scenario_keys]
             if both:
                 raise ConfigError("--group-by", both[0], "a key that is not a scenario key")

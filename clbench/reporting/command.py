@@ -58,9 +58,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "the mean and its 95% confidence interval over seeds and n; in bold, every row not "
         "significantly worse than the best (paired or Welch t-test, Holm-corrected); rows or "
         "cells that are not comparable (other data, scenario, evaluation protocol, metric "
-        "options or epochs) flagged with a footnote. Runs tagged tags.phase (GTEP "
-        "tuning/evaluation) get one table per phase. Put RESULTS before options that take "
-        "several values.",
+        "options or epochs) flagged with a footnote, unless declared with --treatment. Runs "
+        "tagged tags.phase (GTEP tuning/evaluation) get one table per phase. Put RESULTS before "
+        "options that take several values.",
     )
     report.add_argument("results", nargs="+", metavar="RESULTS", help="run or results folders")
     report.add_argument(
@@ -70,6 +70,16 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         metavar="KEY",
         help="row keys, e.g. strategy.name data.name tags.sweep (default: the config keys that "
         "vary between runs, so the seeds of one setting form a row)",
+    )
+    report.add_argument(
+        "--treatment",
+        nargs="+",
+        action=_ExtendSplitting,
+        default=[],
+        metavar="KEY",
+        help="config keys the runs vary on purpose, e.g. scenario.kernel: each value is its own "
+        "row and competes for best values instead of being footnoted as not comparable; every "
+        "other data, scenario and evaluation setting is still checked",
     )
     report.add_argument(
         "--split-by",
@@ -234,6 +244,7 @@ def _table_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "group_by": args.group_by,
         "split_by": args.split_by,
+        "treatment": args.treatment,
         "metrics": args.metrics,
         "baseline": args.baseline,
         "include_partial": args.include_partial,

@@ -50,6 +50,7 @@ def render_report(
     ci: str | None = None,
     confidence: float | None = None,
     aggregate: AggregateOptions | None = None,
+    treatment: Sequence[str] = (),
 ) -> ReportResult:
     """Load the run folders under ``paths`` and render tables in ``fmt``.
 
@@ -63,12 +64,17 @@ def render_report(
     ``baseline``: a row label or ``KEY=VALUE`` for ablation deltas; ``strict``: a corrupted run
     folder is an error instead of being skipped; ``sort_by``: a column (among ``metrics``) that
     orders the rows best first, as a leaderboard; ``aggregate``: instead of tables, IQM and
-    P(X > Y) over scenarios with stratified-bootstrap intervals (`clbench.reporting.aggregate`).
+    P(X > Y) over scenarios with stratified-bootstrap intervals (`clbench.reporting.aggregate`);
+    ``treatment``: config keys the runs vary on purpose (``scenario.kernel``): each value is its
+    own row (with ``aggregate``: its own method) and is left out of the comparability check,
+    while every other data, scenario and evaluation setting is still checked
+    (`clbench.reporting.treatment`).
     """
     from clbench.reporting.baseline import BaselineSpec
     from clbench.reporting.formats import RENDERERS
     from clbench.reporting.frame import build_frame
     from clbench.reporting.table import build_tables
+    from clbench.reporting.treatment import check_treatment
     from clbench.results.reader import load_runs
 
     if isinstance(paths, str | Path):  # one folder given bare, not as a list of characters
@@ -94,11 +100,14 @@ def render_report(
     for option, keys in (("--group-by", group_by or ()), ("--split-by", split_by)):
         for key in keys:
             _check_key(option, key, runs.key_columns)
+    treatment = check_treatment(treatment, runs.configs, row_split=split_by)
     if aggregate is not None:
         for option, value in (("--baseline", baseline), ("--sort", sort_by)):
             if value is not None:  # table options: silently ignoring them would mislead
                 raise ConfigError(option, value, "nothing with --aggregate (tables only)")
-        result = _render_aggregate(runs, skipped, aggregate, group_by, split_by, metrics, fmt)
+        result = _render_aggregate(
+            runs, skipped, aggregate, group_by, split_by, metrics, fmt, treatment
+        )
         result.folders = list(loaded.finished)
         return result
     columns = _select_columns(metrics, runs)
@@ -116,6 +125,7 @@ def render_report(
         sort_by=sort_column,
         ci=ci_method,
         confidence=level,
+        treatment=treatment,
     )
     return ReportResult(
         RENDERERS[fmt](tables), skipped, tables, runs, folders=list(loaded.finished)
@@ -130,14 +140,22 @@ def _render_aggregate(
     split_by: Sequence[str],
     metrics: Sequence[str] | None,
     fmt: str,
+    treatment: Sequence[str],
 ) -> ReportResult:
     from clbench.reporting.aggregate import AGGREGATE_RENDERERS, build_aggregates, select_metrics
 
     for key in options.scenario_keys or ():
         _check_key("--aggregate-by", key, runs.key_columns)
+        if key in treatment:  # a treatment is what the methods differ in, not a scenario
+            raise ConfigError("--aggregate-by", key, "a key that is not a --treatment key")
     columns = select_metrics(metrics, runs.value_columns)
     aggregates = build_aggregates(
-        runs, columns, options, group_by=list(group_by) if group_by else None, split_by=split_by
+        runs,
+        columns,
+        options,
+        group_by=list(group_by) if group_by else None,
+        split_by=split_by,
+        treatment=treatment,
     )
     return ReportResult(AGGREGATE_RENDERERS[fmt](aggregates), skipped, [], runs, aggregates)
 

@@ -83,6 +83,8 @@ class Table:
     ci: CiMethod = DEFAULT_CI  # the interval shown in cells and deltas
     confidence: float = DEFAULT_CONFIDENCE  # of intervals; tests run at alpha = 1 - confidence
     notes: list[str] = field(default_factory=list)  # unnumbered notes under the table
+    # keys varied on purpose (`clbench.reporting.treatment`): row keys, not comparability checked
+    treatment: list[str] = field(default_factory=list)
 
     @property
     def alpha(self) -> float:
@@ -104,6 +106,16 @@ class Table:
         return list(dict.fromkeys(ordered))
 
 
+def treatment_note(treatment: Sequence[str]) -> str:
+    """The note under a table with a treatment: what was compared on purpose, what still is
+    checked."""
+    return (
+        f"treatment: {', '.join(treatment)}, varied on purpose: each value is its own row and "
+        "competes for best values; every other data, scenario, evaluation, metric and epoch "
+        "setting is still checked for comparability"
+    )
+
+
 def split_title(split: dict[str, Any]) -> str | None:
     """What every run of a table (or aggregate) shares, e.g. ``phase: tuning, data.name: digits``;
     None without a split."""
@@ -121,11 +133,14 @@ def build_tables(
     sort_by: ColumnSpec | None = None,
     ci: CiMethod = DEFAULT_CI,
     confidence: float = DEFAULT_CONFIDENCE,
+    treatment: Sequence[str] = (),
 ) -> list[Table]:
     """The report tables of ``runs``; ``group_by=None`` groups by the keys varying per table;
     ``sort_by``: rows ordered best first by that column's mean (undefined last), a leaderboard;
     ``ci``: the interval of cells and deltas (``t``, ``bootstrap`` or ``none``) at ``confidence``,
-    which also sets the tests' level α = 1 - confidence."""
+    which also sets the tests' level α = 1 - confidence; ``treatment``: keys varied on purpose
+    (checked by `clbench.reporting.treatment.check_treatment`), each value its own row and left
+    out of the comparability check."""
     phase = [PHASE_KEY] if PHASE_KEY in runs.tag_keys else []
     split_keys = list(dict.fromkeys([*phase, *split_by]))
     tables = []
@@ -133,16 +148,22 @@ def build_tables(
         if group_by is None:
             # settings that never change results (checkpointing) do not split seeds into rows
             varying = varying_keys([runs.configs[i] for i in members])
-            keys = label_key_order([k for k in varying if distinguishes_results(k)])
+            chosen = [k for k in varying if distinguishes_results(k)]
+            keys = label_key_order(list(dict.fromkeys([*chosen, *treatment])))
         else:
-            keys = [k for k in group_by if k not in split_keys]
+            keys = list(dict.fromkeys([*group_by, *treatment]))
+            keys = [k for k in keys if k not in split_keys]
         rows = [
             Row(label="", keys=dict(zip(keys, values, strict=True)), runs=list(row_runs))
             for values, row_runs in partition(runs, members, keys)
         ]
         _label_rows(rows, runs, keys, show_all=group_by is not None)
         split = dict(zip(split_keys, split_values, strict=True))
-        table = Table(split, keys, list(columns), rows, ci=ci, confidence=confidence)
+        table = Table(
+            split, keys, list(columns), rows, ci=ci, confidence=confidence, treatment=[*treatment]
+        )
+        if treatment:
+            table.notes.append(treatment_note(treatment))
         for row in rows:
             row.stats = {c.name: _stat(runs, row.runs, c.name, ci, confidence) for c in columns}
         if sort_by is not None:
@@ -230,11 +251,11 @@ def _attach_baseline(tables: list[Table], runs: RunFrame, spec: BaselineSpec) ->
 
 def _mark_incomparable(table: Table, runs: RunFrame) -> None:
     reference = table.rows.index(table.baseline) if table.baseline is not None else None
-    reference_name = "baseline" if reference is not None else "most runs"
-    differences = find_differences(runs, [row.runs for row in table.rows], reference)
+    rows = [row.runs for row in table.rows]
+    differences = find_differences(runs, rows, reference, table.treatment)
     dependent = [c.name for c in table.columns if c.schedule_dependent]
     for row, found in zip(table.rows, differences, strict=True):
-        details = "; ".join(d.describe(reference_name) for d in found)
+        details = "; ".join(d.describe() for d in found)
         if any(not d.schedule for d in found):
             row.comparable = False
             row.notes.append(f"not comparable: {details}; left out of best values")

@@ -502,6 +502,16 @@ def _check_report_keys(options: SuiteReport, runs: list[PlannedRun]) -> None:
                 )
     if options.metrics and options.sort_by and options.sort_by not in options.metrics:
         raise ConfigError("suite report.sort_by", options.sort_by, options.metrics)
+    if options.treatment:
+        from clbench.reporting.treatment import check_treatment
+
+        check_treatment(
+            options.treatment,
+            [run.config.model_dump(mode="json") for run in runs],
+            option="suite report.treatment",
+            row_split=options.split_by or (),
+            split_option="suite report.split_by",
+        )
 
 
 def _write_report(path: str, run_paths: list[Path], options: SuiteReport) -> None:

@@ -31,8 +31,8 @@ from clbench.config import (
     parse_yaml,
     refuse_bools,
     resolve_config,
+    run_name,
 )
-from clbench.engine.runner import run_name
 from clbench.errors import ClbenchError, ConfigError
 
 # Settings the sweep itself controls: a suite sets them through `seeds`, `threads`, `output`.
@@ -181,6 +181,11 @@ class SuiteReport(_Strict):
         default_factory=list, description="one table per value, e.g. [data.name, scenario.name]"
     )
     group_by: list[str] | None = Field(None, description="row keys (default: what varies)")
+    treatment: list[str] = Field(
+        default_factory=list,
+        description="config keys varied on purpose, e.g. [scenario.kernel]: a row each, "
+        "compared for best values; other scenario settings are still checked",
+    )
     metrics: list[str] | None = Field(None, description="columns (default: the report's)")
     sort_by: str | None = Field(None, description="order rows best first by this column")
     include_partial: bool = Field(
