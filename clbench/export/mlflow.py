@@ -14,6 +14,11 @@ start of a run (fresh, ``--force`` or resumed) creates a new MLflow run that get
 whole history (a resume replays what its checkpoint holds) and deletes the previous start's
 MLflow run, which ``<run>/trackers/mlflow.json`` names (MLflow's soft delete, which
 ``mlflow gc`` purges): the experiment shows each clbench run once, every step once.
+
+``clbench export --to mlflow`` (`export_mlflow`) replays finished runs into a file store of its
+own, ``<out>`` (never ``MLFLOW_TRACKING_URI``: an export stays offline), and finds an earlier
+export of a run by the tag ``clbench.run_id`` instead of a state file (the run folder is only
+read).
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from clbench.errors import ClbenchError
 from clbench.export.missing import missing_tracker
+from clbench.export.run_log import RunLog
 from clbench.export.scalars import RunMeta
+from clbench.export.sink import replay
 
 DEFAULT_EXPERIMENT = "clbench"
 STORE_FOLDER = "mlruns"  # under output.root
@@ -89,28 +97,35 @@ def _name(key: str) -> str:
 
 
 class MlflowSink:
-    """One MLflow run of ``meta``'s clbench run; metrics are buffered and sent in batches."""
+    """One MLflow run of ``meta``'s clbench run; metrics are buffered and sent in batches.
 
-    def __init__(self, meta: RunMeta, tracking_uri: str, state_file: Path, experiment: str) -> None:
+    ``state_file`` (live tracking) names the MLflow run, so that the next start deletes it; an
+    export passes None and finds earlier exports by their tag (`exported_mlflow`)."""
+
+    def __init__(
+        self, meta: RunMeta, tracking_uri: str, state_file: Path | None, experiment: str
+    ) -> None:
         from mlflow.entities import Param
 
         self.client = mlflow_client(tracking_uri)
-        self._delete_previous(state_file, tracking_uri)
+        if state_file is not None:
+            self._delete_previous(state_file, tracking_uri)
         tags = {
             "clbench.run_id": meta.run_id,
             "clbench.setting": meta.setting,
             **{f"clbench.tag.{_name(k)}": v for k, v in meta.tags.items()},
         }
-        experiment_id = self._experiment_id(experiment)
-        run = self.client.create_run(experiment_id, run_name=meta.run_id, tags=tags)
+        self.experiment_id = self._experiment_id(experiment)
+        run = self.client.create_run(self.experiment_id, run_name=meta.run_id, tags=tags)
         self.run_id: str = run.info.run_id
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            "tracking_uri": tracking_uri,
-            "experiment_id": experiment_id,
-            "run_id": self.run_id,
-        }
-        state_file.write_text(json.dumps(state, indent=2) + "\n")
+        if state_file is not None:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            state = {
+                "tracking_uri": tracking_uri,
+                "experiment_id": self.experiment_id,
+                "run_id": self.run_id,
+            }
+            state_file.write_text(json.dumps(state, indent=2) + "\n")
         params = [Param(_name(k), str(v)[:MAX_PARAM_CHARS]) for k, v in meta.hparams.items()]
         for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
@@ -173,3 +188,57 @@ class MlflowSink:
     def close(self, status: str) -> None:
         self.flush()
         self.client.set_terminated(self.run_id, STATUS.get(status, "FAILED"))
+
+
+def export_store_uri(out: Path) -> str:
+    """The file store an export writes: ``out`` itself, as a ``file:`` URI."""
+    return out.resolve().as_uri()
+
+
+def exported_mlflow(out: Path, run_id: str, experiment: str = DEFAULT_EXPERIMENT) -> list[str]:
+    """MLflow run ids of earlier exports of ``run_id`` to ``experiment`` in the file store
+    ``out`` (active runs: deleted ones are replaced); none when there is no store yet (looking
+    creates none). A deleted experiment is refused (`ClbenchError`): exporting into it would
+    restore it, and MLflow's restore brings back every run it held, deleted ones too."""
+    if not out.is_dir():
+        return []
+    client = mlflow_client(export_store_uri(out))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    if found.lifecycle_stage == "deleted":
+        raise ClbenchError(
+            f"export: the MLflow experiment {experiment!r} in {out} is deleted; restore it "
+            f"(mlflow experiments restore), purge it (mlflow gc) or choose another --experiment"
+        )
+    # compared here, not in a filter string: MLflow's filters cannot quote every run id (a
+    # backslash, or both kinds of quote); a file store filters in Python all the same
+    matches, token = [], None
+    while True:
+        page = client.search_runs([found.experiment_id], max_results=1000, page_token=token)
+        matches += [r.info.run_id for r in page if r.data.tags.get("clbench.run_id") == run_id]
+        token = page.token
+        if not token:
+            return matches
+
+
+def export_mlflow(
+    log: RunLog, out: Path, experiment: str = DEFAULT_EXPERIMENT, replace: bool = False
+) -> Path:
+    """Write ``log`` as one MLflow run of ``experiment`` in the file store ``out`` and return
+    the run's folder there. ``replace`` first deletes the earlier exports of the run (MLflow's
+    soft delete); an export that fails is deleted too, so that the next one is not skipped."""
+    uri = export_store_uri(out)
+    earlier = exported_mlflow(out, log.run_id, experiment)  # refuses a deleted experiment
+    if replace:
+        client = mlflow_client(uri)
+        for old in earlier:
+            client.delete_run(old)
+    sink = MlflowSink(log, uri, state_file=None, experiment=experiment)
+    try:
+        replay(log, sink)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the export's own error is the one to report
+            sink.client.delete_run(sink.run_id)
+        raise
+    return out / sink.experiment_id / sink.run_id

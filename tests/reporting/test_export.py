@@ -141,7 +141,11 @@ def test_wandb_offline_run_holds_config_history_and_summary(
 
 @pytest.mark.parametrize(
     ("target", "blocked"),
-    [("wandb", ["wandb"]), ("tensorboard", ["torch.utils.tensorboard", "tensorboard"])],
+    [
+        ("wandb", ["wandb"]),
+        ("tensorboard", ["torch.utils.tensorboard", "tensorboard"]),
+        ("mlflow", ["mlflow"]),
+    ],
 )
 def test_a_missing_tracker_names_the_extra_to_install(
     hand_run: Path,

@@ -242,7 +242,7 @@ def test_run_writes_accuracy_png_through_the_plotting_package(tmp_path: Path) ->
 def test_the_commands_hand_the_engine_its_figure(tmp_path: Path) -> None:
     # the engine draws nothing itself (it sits below clbench.plotting): `clbench run` and the
     # sweep's workers pass plot_task_curves; a bare run_job without one writes no image
-    from clbench.engine.runner import run_name
+    from clbench.config import run_name
     from clbench.sweeps.executors import RunTask, execute_run
 
     plot = {"output.plot": "true", "train.epochs": 1}
