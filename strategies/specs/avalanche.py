@@ -5,12 +5,16 @@ capabilities (implementation: `avalanche.py`, which also documents how the adapt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, create_model
 
+from clbench.errors import ConfigError
 from clbench.registry import STRATEGIES
 from clbench.strategy.spec import MODEL, TRAIN_BATCHES, Capabilities, StrategySpec
+
+if TYPE_CHECKING:
+    from clbench.config import RunConfig
 
 ALL_SETTINGS = frozenset({"class", "domain", "task"})
 CLASS_ONLY = frozenset({"class"})
@@ -28,6 +32,9 @@ class MethodSpec:
     fixed: dict[str, Any] = field(default_factory=dict)  # constructor kwargs not exposed
     settings: frozenset[str] = ALL_SETTINGS
     mode: str = "batch"  # batch | replay | loader
+    # Avalanche replays only once its memory holds a whole memory batch (len(buffer) >=
+    # batch_size_mem), so a memory batch larger than mem_size means it never replays
+    replays_full_batches: bool = False
     # the reader of (samples, bytes) held in the method's memory, a key of the implementation's
     # MEMORY_READERS; None: the method keeps no memory
     memory: str | None = None
@@ -171,6 +178,7 @@ METHODS: dict[str, MethodSpec] = {
             "beta": (float, 0.5, "Label-replay weight (Avalanche default; 0 gives DER)"),
         },
         memory="storage",
+        replays_full_batches=True,  # avalanche/training/supervised/der.py L241
     ),
     "er_ace": MethodSpec(
         "ER_ACE",
@@ -178,6 +186,7 @@ METHODS: dict[str, MethodSpec] = {
         {"mem_size": _MEM, "batch_size_mem": (int, 10, "Memory batch (Avalanche default)")},
         settings=CLASS_ONLY,
         memory="storage",
+        replays_full_batches=True,  # avalanche/training/supervised/er_ace.py L160
     ),
     "mir": MethodSpec(
         "MIR",
@@ -200,6 +209,24 @@ class AvalancheSpec(StrategySpec):
     resumable: ClassVar[bool] = False
     method: ClassVar[str]
     spec: ClassVar[MethodSpec]
+
+    @classmethod
+    def check_run(cls, params: Any, config: RunConfig) -> None:
+        """Refuse a memory batch that can never be drawn (the method would silently be naive)."""
+        if not cls.spec.replays_full_batches:
+            return
+        memory_batch = params.batch_size_mem
+        field = "strategy.batch_size_mem"
+        if memory_batch is None:  # Avalanche's default: the train batch
+            memory_batch, field = config.train.batch_size, "train.batch_size"
+        if memory_batch > params.mem_size:
+            raise ConfigError(
+                field,
+                memory_batch,
+                f"at most strategy.mem_size ({params.mem_size}) for avl_{cls.method}: Avalanche "
+                "replays only once its memory holds a whole memory batch, so it would never "
+                "replay (set strategy.batch_size_mem)",
+            )
 
 
 def _declare(method: str, spec: MethodSpec) -> type[AvalancheSpec]:

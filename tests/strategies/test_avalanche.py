@@ -110,6 +110,27 @@ def test_class_only_methods_refuse_task_incremental(tmp_path, name):
         prepare(config)
 
 
+@pytest.mark.parametrize(
+    ("name", "overrides", "field"),
+    [
+        ("avl_der", {"train.batch_size": 256}, "train.batch_size"),  # default memory batch
+        ("avl_der", {"strategy.batch_size_mem": 201}, "strategy.batch_size_mem"),
+        ("avl_er_ace", {"strategy.batch_size_mem": 300}, "strategy.batch_size_mem"),
+    ],
+)
+def test_memory_batch_larger_than_the_memory_is_refused(name, overrides, field):
+    """Avalanche's DER and ER-ACE replay only once the memory holds a whole memory batch: a
+    larger one would make them naive without a word."""
+    from clbench.errors import ConfigError
+
+    config = {"strategy.name": name, "strategy.mem_size": 200, **overrides}
+    with pytest.raises(ConfigError, match="never replay") as caught:
+        build_config(None, [f"{k}={v}" for k, v in config.items()])
+    assert caught.value.field == field
+    fits = {**config, "strategy.batch_size_mem": 200}
+    build_config(None, [f"{k}={v}" for k, v in fits.items()])
+
+
 def test_task_il_masks_logits_through_avalanche(tmp_path):
     _, class_il = run(tmp_path, **{"strategy.name": "avl_naive", "train.epochs": 3})
     _, task_il = run(
