@@ -130,11 +130,109 @@ def empirical_fisher(
     """The empirical Fisher diagonal of ``model``'s trainable parameters: the mean over every
     sample of ``batches`` of the squared gradient of ``criterion`` on that sample alone.
 
-    Per-sample gradients come from `torch.func` (``vmap`` of ``grad``), a batch at a time, with the
-    model in eval mode so each sample's loss depends on that sample only (BatchNorm uses its
+    ``criterion`` must be the mean of per-sample losses (clbench's cross-entropy is). The model
+    runs in eval mode, so each sample's loss depends on that sample only (BatchNorm uses its
     running statistics); the model's own ``.grad`` and state are left untouched.
+
+    Where every trainable parameter belongs to an ``nn.Linear`` fed 2-D inputs (an MLP), the sum
+    of squared per-sample gradients is exact in closed form: a sample's weight gradient is the
+    outer product δᵢxᵢᵀ of its output gradient and input, so Σᵢ(δᵢxᵢᵀ)² = (δ²)ᵀ(x²), one matmul
+    per layer (`_linear_fisher`). On Split-Fashion-MNIST's MLP 784-400-400 this took a run's five
+    Fisher computations from 147 s to 2.2 s on one thread. Any other model gets per-sample
+    gradients from `torch.func` (``vmap`` of ``grad``), a batch at a time.
     """
-    weights = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    weights = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    fisher = {n: torch.zeros_like(w) for n, w in weights.items()}
+    samples = 0
+    was_training = model.training
+    model.eval()
+    try:
+        linears = _linear_owners(model, weights)
+        add = _linear_fisher(model, criterion, linears) if linears else None
+        remaining = iter(batches)
+        for batch in remaining:
+            if add is not None:
+                try:
+                    add(batch, fisher)
+                except _NotFlat:  # a Linear sees tokens or images: per-sample gradients
+                    add = None
+            if add is None:
+                _add_per_sample_squares(model, criterion, weights, batch, fisher)
+            samples += len(batch)
+    finally:
+        model.train(was_training)
+    return {name: f / max(samples, 1) for name, f in fisher.items()}
+
+
+class _NotFlat(Exception):
+    """A Linear layer's input is not (batch, features): the closed form does not apply."""
+
+
+def _linear_owners(model: nn.Module, weights: dict[str, nn.Parameter]) -> dict[str, nn.Linear]:
+    """The Linear layers holding ``weights``, by module name; empty if another module holds any."""
+    linears = {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and any(p.requires_grad for p in m.parameters())
+    }
+    owned = {f"{n}.{p}" for n, m in linears.items() for p, _ in m.named_parameters()}
+    return linears if set(weights) <= owned else {}
+
+
+def _linear_fisher(
+    model: nn.Module,
+    criterion: Callable[[torch.Tensor, Batch], torch.Tensor],
+    linears: dict[str, nn.Linear],
+) -> Callable[[Batch, dict[str, torch.Tensor]], None]:
+    """A function adding a batch's Σᵢ gᵢ² of every Linear parameter into ``fisher``."""
+
+    def add(batch: Batch, fisher: dict[str, torch.Tensor]) -> None:
+        seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def keep(name: str) -> Any:
+            def hook(
+                module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor
+            ) -> torch.Tensor:
+                if args[0].dim() != 2 or name in seen:  # a layer used twice: not one outer product
+                    raise _NotFlat
+                # x² now, and the layer's output handed on as a copy, so that a later in-place op
+                # (ReLU(inplace=True)) changes neither
+                seen[name] = (args[0].detach().pow(2), out)
+                return out.clone()
+
+            return hook
+
+        handles = [m.register_forward_hook(keep(n)) for n, m in linears.items()]
+        try:
+            logits = model(batch.x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        # the sum of per-sample losses, so each output gradient is that sample's own
+        loss = criterion(logits, batch) * len(batch)
+        names = list(seen)
+        deltas = torch.autograd.grad(loss, [seen[n][1] for n in names], allow_unused=True)
+        for name, delta in zip(names, deltas, strict=True):
+            x2, layer = seen[name][0], linears[name]
+            if delta is None:  # the loss does not reach this layer: zero gradient
+                continue
+            d2 = delta.detach().pow(2)
+            if layer.weight.requires_grad:
+                fisher[f"{name}.weight"] += d2.T @ x2
+            if layer.bias is not None and layer.bias.requires_grad:
+                fisher[f"{name}.bias"] += d2.sum(0)
+
+    return add
+
+
+def _add_per_sample_squares(
+    model: nn.Module,
+    criterion: Callable[[torch.Tensor, Batch], torch.Tensor],
+    weights: dict[str, nn.Parameter],
+    batch: Batch,
+    fisher: dict[str, torch.Tensor],
+) -> None:
+    """Add a batch's Σᵢ gᵢ² from per-sample gradients (`torch.func`), for any model."""
     frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
     fixed = {**frozen, **dict(model.named_buffers())}
 
@@ -143,16 +241,7 @@ def empirical_fisher(
         return criterion(functional_call(model, (w, fixed), (one.x,)), one)
 
     per_sample_grads = vmap(grad(sample_loss), in_dims=(None, 0, 0, 0, 0))
-    fisher = {n: torch.zeros_like(w) for n, w in weights.items()}
-    samples = 0
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in batches:
-            grads = per_sample_grads(weights, batch.x, batch.y, batch.task, batch.index)
-            for name, g in grads.items():
-                fisher[name] += g.pow(2).sum(0)
-            samples += len(batch)
-    finally:
-        model.train(was_training)
-    return {name: f / max(samples, 1) for name, f in fisher.items()}
+    detached = {n: w.detach() for n, w in weights.items()}
+    grads = per_sample_grads(detached, batch.x, batch.y, batch.task, batch.index)
+    for name, g in grads.items():
+        fisher[name] += g.pow(2).sum(0)

@@ -16,6 +16,7 @@ from torch import nn
 
 from clbench.data.stream import Batch
 from clbench.engine.runner import Experiment
+from clbench.strategies import ewc as ewc_module
 from clbench.strategies.ewc import empirical_fisher
 from tests.engine.helpers import run_with_stops
 from tests.helpers import experiment
@@ -158,6 +159,64 @@ def test_empirical_fisher_is_the_mean_over_samples_of_squared_per_sample_gradien
     batch_mean = (grads["1.bias"][:3].mean(0) ** 2 + grads["1.bias"][3:].mean(0) ** 2) / 2
     assert (fisher["1.bias"] - batch_mean).min() > 1e-3
     assert model.training and torch.equal(bn.running_mean, stats)
+    assert all(p.grad is None for p in model.parameters())
+
+
+class _Tokens(nn.Module):
+    """A Linear applied per token (3-D input): the closed form does not apply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.head = nn.Linear(2, 4), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x.view(len(x), 3, 2)).mean(1))
+
+
+@pytest.mark.parametrize(
+    ("build", "closed_form"),
+    [
+        (lambda: nn.Sequential(nn.Linear(6, 5), nn.ReLU(inplace=True), nn.Linear(5, 3)), True),
+        (
+            lambda: nn.Sequential(
+                nn.Linear(6, 5).requires_grad_(False), nn.Tanh(), nn.Linear(5, 3)
+            ),
+            True,
+        ),
+        (lambda: nn.Sequential(nn.Linear(6, 5, bias=False), nn.ReLU(), nn.Linear(5, 3)), True),
+        (_Tokens, False),
+    ],
+    ids=["mlp_inplace_relu", "frozen_first_layer", "no_bias", "linear_on_tokens"],
+)
+def test_empirical_fisher_paths_equal_one_backward_per_sample(build, closed_form, monkeypatch):
+    """The closed form for Linear layers (and the per-sample fallback where it does not apply)
+    equals the mean of squared gradients from one backward pass per sample."""
+    torch.manual_seed(0)
+    model = build()
+    x, y = torch.randn(7, 6), torch.tensor([0, 2, 1, 1, 2, 0, 1])
+    zero = y * 0
+    batches = [Batch(x[:4], y[:4], zero[:4], y[:4]), Batch(x[4:], y[4:], zero[4:], y[4:])]
+    criterion = lambda logits, b: F.cross_entropy(logits, b.y)  # noqa: E731
+    per_sample = []
+    fallback = ewc_module._add_per_sample_squares
+    monkeypatch.setattr(
+        ewc_module, "_add_per_sample_squares", lambda *a: per_sample.append(fallback(*a))
+    )
+
+    fisher = empirical_fisher(model, criterion, batches)
+
+    assert (not per_sample) == closed_form
+
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert set(fisher) == set(trainable)
+    expected = {n: torch.zeros_like(p) for n, p in trainable.items()}
+    for i in range(len(x)):
+        one = Batch(x[i : i + 1], y[i : i + 1], zero[i : i + 1], y[i : i + 1])
+        grads = torch.autograd.grad(criterion(model(one.x), one), list(trainable.values()))
+        for name, g in zip(trainable, grads, strict=True):
+            expected[name] += g.pow(2) / len(x)
+    for name in trainable:
+        assert torch.allclose(fisher[name], expected[name], atol=1e-6), name
     assert all(p.grad is None for p in model.parameters())
 
 
