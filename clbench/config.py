@@ -174,11 +174,12 @@ class EvalConfig(_Section):
         True,
         description="At phase ends also evaluate the next task and, at step 0, all tasks (FWT)",
     )
-    online_accuracy: bool = Field(
-        False,
+    online_accuracy: Literal[True, False, "auto"] = Field(
+        "auto",
         description="Also evaluate each incoming training batch before the first update that "
         "uses it (online accuracy; `online` rows of records.parquet, which also hold the "
-        "stream's task mix per update)",
+        "stream's task mix per update). auto: on for streams whose generator draws a task mix "
+        "(online, blurry, gaussian_schedule), off for the others",
     )
 
     @field_validator("subset_size")

@@ -215,6 +215,11 @@ class Experiment:
             autocast=self._eval_autocast,
         )
         self.schedule = EvalSchedule(cfg.eval)
+        online = cfg.eval.online_accuracy
+        # "auto": where the stream's generator drew each phase from a task mix (no boundaries)
+        self.measures_online_accuracy = online is True or (
+            online == "auto" and any(phase.mix is not None for phase in prepared.plan.phases)
+        )
         self.timing = Timing()
         self.train_losses: list[torch.Tensor] = []
         self.run_hash = config_hash(cfg)
@@ -445,7 +450,7 @@ class Experiment:
         # off-device data on a GPU: each batch's copy is issued while the one before trains
         for b, (index, task) in enumerate(self.data.prefetching(epoch_batches), start=first_batch):
             loop.batch = b + 1
-            if epoch == 0 and self.prepared.config.eval.online_accuracy:
+            if epoch == 0 and self.measures_online_accuracy:
                 with clock.paused():  # the batch before any update used it: online accuracy
                     current = self.prepared.plan.phases[loop.phase].current_task
                     args = (loop.step, loop.phase, current, index, task)

@@ -34,7 +34,9 @@ from clbench.results.labels import value_text
 
 COMPARABLE_SECTIONS = ("data", "scenario", "eval", "metrics")
 COMPARABLE_KEYS = ("train.epochs",)
-NO_EFFECT_ON_NUMBERS = ("data.root", "data.download", "eval.batch_size")
+# eval.online_accuracy only adds the `online` rows and online_acc (training unchanged: tested in
+# tests/engine/test_boundary_free_engine.py); a run without them shows no online_acc
+NO_EFFECT_ON_NUMBERS = ("data.root", "data.download", "eval.batch_size", "eval.online_accuracy")
 # When the continual curve is evaluated and on what (clbench.engine.runner: `eval.every` of the
 # `eval.counter`, pre-update points; clbench.engine.evaluator: the fixed subsets). The full test
 # sets at phase ends and training itself do not depend on them. `eval.boundary_full_eval` and

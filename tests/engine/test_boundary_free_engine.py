@@ -109,3 +109,15 @@ def test_a_run_summarises_online_anytime_and_decline_metrics(tmp_path):
     assert sorted(minima) == [0, 1, 2]
     assert metrics["decline_min_acc"] == np.mean(list(minima.values()))
     assert [d["onset_step"] for d in metrics["declines"]] == [30, 60, 90]
+
+
+def test_online_accuracy_auto_measures_the_streams_drawn_from_a_task_mix(tmp_path):
+    """The default (auto) measures it on a boundary-free stream and not on a task-by-task one."""
+    streamed = online_overrides(tmp_path / "online", **{"eval.online_accuracy": "auto"})
+    assert Experiment(prepare(build_config(None, streamed))).measures_online_accuracy
+    plain = fast_overrides(tmp_path / "plain", **{"strategy.name": "naive"})
+    exp = Experiment(prepare(build_config(None, plain)))
+    assert build_config(None, plain).eval.online_accuracy == "auto"
+    assert not exp.measures_online_accuracy
+    forced = fast_overrides(tmp_path / "forced", **{"eval.online_accuracy": "true"})
+    assert Experiment(prepare(build_config(None, forced))).measures_online_accuracy
