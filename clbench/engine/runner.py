@@ -435,9 +435,22 @@ class Experiment:
         return batches, None
 
     def _before_phase(self, k: int) -> None:
-        self.strategy.before_phase(k)
-        for plugin in self.plugins:
-            plugin.before_phase(self.loop)
+        with self._training_time():
+            self.strategy.before_phase(k)
+            for plugin in self.plugins:
+                plugin.before_phase(self.loop)
+
+    @contextlib.contextmanager
+    def _training_time(self) -> Iterator[None]:
+        """Count a phase hook's work (a Fisher, a retraining, herding) as training time, so a
+        method's budget includes what it computes between the updates."""
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.timing.train_s += time.perf_counter() - start
 
     def _run_epoch(
         self, epoch: int, epoch_batches: Iterator[Any], first_batch: int, hooks: _LoopHooks
@@ -521,9 +534,10 @@ class Experiment:
         phase-end hooks, the boundary evaluation, records flushed, the phase-end checkpoint."""
         loop, plan, ev = self.loop, self.prepared.plan, self.prepared.config.eval
         self._check_finite()
-        self.strategy.after_phase(k)
-        for plugin in self.plugins:
-            plugin.after_phase(loop)
+        with self._training_time():
+            self.strategy.after_phase(k)
+            for plugin in self.plugins:
+                plugin.after_phase(loop)
         if ev.boundary_full_eval:
             tasks = list(range(loop.seen_upto + 1))
             if ev.track_forward and loop.seen_upto + 1 < plan.num_tasks:

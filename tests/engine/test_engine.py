@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 import torch
@@ -200,3 +202,20 @@ def test_plugin_over_incompatible_strategy_is_refused_before_running(tmp_path, n
         assert name in str(refused.value)
     assert not any(tmp_path.iterdir())
     assert name not in STRATEGIES
+
+
+class SlowPhaseEnds(Naive):
+    """Naive, with work between the updates (as a Fisher or a retraining would be)."""
+
+    def after_phase(self, phase_index: int) -> None:
+        time.sleep(0.2)
+
+
+def test_phase_hook_work_counts_as_training_time(tmp_path):
+    """A method's budget includes what it computes at phase ends, not only its updates."""
+    with registered(STRATEGIES, "_slow_phase_ends_for_test", SlowPhaseEnds):
+        overrides = fast_overrides(tmp_path, **{"strategy.name": "_slow_phase_ends_for_test"})
+        exp = Experiment(prepare(build_config(None, overrides)))
+        exp.run()
+    phases = len(exp.prepared.plan.phases)
+    assert exp.timing.train_s >= 0.2 * phases
