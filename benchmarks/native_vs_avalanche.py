@@ -10,8 +10,9 @@ Setting: the stability-gap paper's Split-MNIST configuration run on Split-Fashio
 MLP 784-400-400, SGD, batch 256) with ``--epochs`` per task, evaluated only at phase ends
 (``eval.every=100000``), so the time measured is the method's training; on synthetic images of
 the same shapes where the Fashion-MNIST files are missing. Each pair runs with the settings of
-``configs/baselines/native_vs_avalanche_split_fmnist.yaml`` (the same memory sizes and weights on
-both sides). Native and Avalanche runs alternate, ``--repeats`` times, in fresh folders through
+its class-incremental entries in ``configs/baselines/native_vs_avalanche_split_fmnist.yaml``, read
+from the suite (the same memory sizes and weights on both sides; EWC's λ scaled as its header
+explains). Native and Avalanche runs alternate, ``--repeats`` times, in fresh folders through
 `run_job` (the whole `clbench run` path); the script prints the median training time
 (``summary.json`` budget) and wall time of each and the ratio Avalanche / native. A run during
 which other processes used more than 10% of the CPU is marked NOISY (see `machine_load.py`).
@@ -26,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from machine_load import QUIET, ForeignLoad, say
 
 from clbench.config import build_config
@@ -41,45 +43,26 @@ SYNTHETIC = [
     "data.train_per_class=6000",
     "data.test_per_class=1000",
 ]
+SUITE = ROOT / "configs/baselines/native_vs_avalanche_split_fmnist.yaml"
+
+
+def suite_pairs(suite: Path = SUITE) -> dict[str, tuple[list[str], list[str]]]:
+    """``{method: (native overrides, Avalanche overrides)}``: the suite's class-incremental
+    entries, paired by their ``output.tags.method`` (the settings live once, in the suite)."""
+    sides: dict[str, dict[str, list[str]]] = {}
+    for entry in yaml.safe_load(suite.read_text())["entries"]:
+        overrides = entry["overrides"]
+        if any(o.startswith("scenario.") for o in overrides):  # task/domain-IL repeats
+            continue
+        tags = dict(o.removeprefix("output.tags.").split("=", 1) for o in overrides if "tags." in o)
+        if tags["impl"] in ("native", "avalanche"):
+            own = [o for o in overrides if not o.startswith("output.tags.")]
+            sides.setdefault(tags["method"], {})[tags["impl"]] = own
+    return {m: (s["native"], s["avalanche"]) for m, s in sides.items()}
+
+
 # native overrides, Avalanche overrides: the same method with the same settings
-PAIRS: dict[str, tuple[list[str], list[str]]] = {
-    "lwf": (
-        ["strategy.name=lwf", "strategy.alpha=1", "strategy.temperature=2"],
-        ["strategy.name=avl_lwf", "strategy.alpha=1", "strategy.temperature=2"],
-    ),
-    "ewc": (
-        ["strategy.name=ewc", "strategy.ewc_lambda=1000"],
-        ["strategy.name=avl_ewc", "strategy.ewc_lambda=1000"],
-    ),
-    "online_ewc": (
-        ["strategy.name=online_ewc", "strategy.ewc_lambda=1000", "strategy.decay_factor=0.9"],
-        ["strategy.name=avl_online_ewc", "strategy.ewc_lambda=1000", "strategy.decay_factor=0.9"],
-    ),
-    "si": (
-        ["strategy.name=si", "strategy.c=1"],
-        ["strategy.name=avl_si", "strategy.si_lambda=1"],
-    ),
-    "derpp": (
-        ["strategy.name=derpp", "strategy.buffer_size=200", "strategy.alpha=0.1"],
-        ["strategy.name=avl_der", "strategy.mem_size=200", "strategy.alpha=0.1"],
-    ),
-    "agem": (
-        ["strategy.name=agem", "strategy.patterns_per_phase=256", "strategy.sample_size=64"],
-        ["strategy.name=avl_agem", "strategy.patterns_per_exp=256", "strategy.sample_size=64"],
-    ),
-    "er_ace": (
-        ["strategy.name=er_ace", "strategy.buffer_size=200", "strategy.replay_batch_size=10"],
-        ["strategy.name=avl_er_ace", "strategy.mem_size=200", "strategy.batch_size_mem=10"],
-    ),
-    "gdumb": (
-        ["strategy.name=gdumb", "strategy.buffer_size=200"],
-        ["strategy.name=avl_gdumb", "strategy.mem_size=200"],
-    ),
-    "icarl": (
-        ["strategy.name=icarl", "strategy.buffer_size=2000"],
-        ["strategy.name=avl_icarl", "strategy.memory_size=2000"],
-    ),
-}
+PAIRS = suite_pairs()
 
 
 def base_overrides(args: argparse.Namespace, root: Path) -> list[str]:
