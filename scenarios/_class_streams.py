@@ -5,7 +5,7 @@ classes" that i-Blurry's anytime inference evaluates; Koh et al., ICLR 2022)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +22,33 @@ def focus_task(counts: Mapping[int, int]) -> int:
     """The task a phase focuses on: the one with the most samples, ties to the newest (highest
     id). Always a task present in the phase, so it never marks an unseen task as seen."""
     return max(counts, key=lambda task: (counts[task], task))
+
+
+def class_tasks(
+    dataset: InMemoryDataset, classes: Sequence[int], phases: Sequence[Iterable[int]]
+) -> tuple[dict[int, int], list[Task]]:
+    """One task per class position, numbered by first appearance in ``phases`` (each the class
+    positions present in a phase; ties within a phase by position): ``({position: task id},
+    tasks by id)``. A class's position in ``classes`` is its target and its only output."""
+    task_of: dict[int, int] = {}
+    for phase in phases:
+        for position in sorted(phase):
+            task_of.setdefault(position, len(task_of))
+    y_train, y_test = dataset.train.y.numpy(), dataset.test.y.numpy()
+    names = dataset.class_names
+    tasks = [
+        Task(
+            id=task_of[position],
+            name=f"class {names[classes[position]] if names else classes[position]}",
+            classes=(classes[position],),
+            train_indices=indices_of_classes(y_train, [classes[position]]),
+            test_indices=indices_of_classes(y_test, [classes[position]]),
+            label_map={classes[position]: position},
+            output_ids=(position,),
+        )
+        for position in sorted(task_of, key=task_of.__getitem__)
+    ]
+    return task_of, tasks
 
 
 def class_stream_plan(
@@ -41,25 +68,8 @@ def class_stream_plan(
     within a phase by class position); a phase's current task is its `focus_task`.
     """
     phases = [{c: idx for c, idx in phase.items() if len(idx)} for phase in phases]
-    task_of: dict[int, int] = {}
-    for phase in phases:
-        for position in sorted(phase):
-            task_of.setdefault(position, len(task_of))
-    order = sorted(task_of, key=task_of.__getitem__)  # class positions by task id
-    y_train, y_test = dataset.train.y.numpy(), dataset.test.y.numpy()
-    names = dataset.class_names
-    tasks = [
-        Task(
-            id=task_of[position],
-            name=f"class {names[classes[position]] if names else classes[position]}",
-            classes=(classes[position],),
-            train_indices=indices_of_classes(y_train, [classes[position]]),
-            test_indices=indices_of_classes(y_test, [classes[position]]),
-            label_map={classes[position]: position},
-            output_ids=(position,),
-        )
-        for position in order
-    ]
+    task_of, tasks = class_tasks(dataset, classes, phases)
+    order = [task.output_ids[0] for task in tasks]  # class positions by task id
     plan_phases = []
     for k, phase in enumerate(phases):
         if not phase:

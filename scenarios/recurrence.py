@@ -38,9 +38,9 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from clbench.registry import SCENARIOS
 from clbench.scenario import ScenarioBuilder
-from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting, Task
+from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Setting
+from clbench.scenarios._class_streams import class_tasks
 from clbench.scenarios._common import (
-    indices_of_classes,
     invalid,
     make_plan,
     param_error,
@@ -218,27 +218,9 @@ def class_stream_plan(
 ) -> ScenarioPlan:
     """Plan of a class stream: ``phase_counts[t]`` maps a class position (index into
     ``classes``, = its target) to its sample count in phase t (``None``: all its samples)."""
-    y_train, y_test = dataset.train.y.numpy(), dataset.test.y.numpy()
     # A class given no samples (CIR: fewer samples than classes in a phase) is not present.
     phase_counts = [{c: n for c, n in counts.items() if n != 0} for counts in phase_counts]
-    task_of: dict[int, int] = {}
-    for counts in phase_counts:
-        for position in sorted(counts):
-            task_of.setdefault(position, len(task_of))
-    order = sorted(task_of, key=task_of.__getitem__)
-    names = dataset.class_names
-    tasks = [
-        Task(
-            id=task_of[pos],
-            name=f"class {names[classes[pos]] if names else classes[pos]}",
-            classes=(classes[pos],),
-            train_indices=indices_of_classes(y_train, [classes[pos]]),
-            test_indices=indices_of_classes(y_test, [classes[pos]]),
-            label_map={classes[pos]: pos},
-            output_ids=(pos,),
-        )
-        for pos in order
-    ]
+    task_of, tasks = class_tasks(dataset, classes, phase_counts)
     rng = seeded_rng(seed, _SAMPLE_STREAM)
     phases = []
     for counts in phase_counts:

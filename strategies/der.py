@@ -77,7 +77,8 @@ class DarkExperienceReplay(DarkExperienceReplaySpec, Strategy):
             loss = loss + self.replay_ce_weight * self.criterion(out, replay)
             forwards.append(out)
             batches.append(replay)
-        term = self.plugin_loss(torch.cat(forwards), _joined(batches))  # once, on all forwards
+        # once per update, on everything it trained on
+        term = self.plugin_loss(torch.cat(forwards), Batch.joined(*batches))
         if term is not None:
             loss = loss + term
         self.step(loss)
@@ -105,11 +106,3 @@ class DarkExperienceReplayPlusPlus(DarkExperienceReplayPlusPlusSpec, DarkExperie
     @property
     def replay_ce_weight(self) -> float:
         return self.config.beta
-
-
-def _joined(batches: list[Batch]) -> Batch:
-    """The batches one after the other (what the update trained on, for plugins' loss terms)."""
-    if len(batches) == 1:
-        return batches[0]
-    fields = ("x", "y", "task", "index")
-    return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in fields))

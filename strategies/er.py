@@ -35,11 +35,11 @@ class ExperienceReplay(ExperienceReplaySpec, Strategy):
         if replay is None:
             loss = self.loss(self.model(batch.x), batch)
         elif cfg.new_weight is None:
-            joined = _joined(batch, replay)
+            joined = Batch.joined(batch, replay)
             loss = self.loss(self.model(joined.x), joined)
         else:
             # one forward over both so BatchNorm sees the mixed batch, as in the official code
-            joined = _joined(batch, replay)
+            joined = Batch.joined(batch, replay)
             logits = self.model(joined.x)
             n = len(batch)
             new_loss = self.criterion(logits[:n], batch)
@@ -81,12 +81,6 @@ class ExperienceReplay(ExperienceReplaySpec, Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.buffer.load_state_dict(state["buffer"])
-
-
-def _joined(batch: Batch, replay: Batch) -> Batch:
-    """The new batch followed by the replayed one."""
-    fields = ("x", "y", "task", "index")
-    return Batch(*(torch.cat([getattr(batch, f), getattr(replay, f)]) for f in fields))
 
 
 def _unique_rows(index: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

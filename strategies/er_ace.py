@@ -74,7 +74,8 @@ class ExperienceReplayACE(ExperienceReplayACESpec, Strategy):
             loss = loss + self.criterion(out, replay)
             forwards.append(out)
             batches.append(replay)
-        term = self.plugin_loss(torch.cat(forwards), _joined(batches))  # once, on all forwards
+        # once per update, on everything it trained on
+        term = self.plugin_loss(torch.cat(forwards), Batch.joined(*batches))
         if term is not None:
             loss = loss + term
         self.step(loss)
@@ -88,11 +89,3 @@ class ExperienceReplayACE(ExperienceReplayACESpec, Strategy):
         super().load_state_dict(state)
         self.buffer.load_state_dict(state["buffer"])
         self.seen = state["seen"].to(self.ctx.device)
-
-
-def _joined(batches: list[Batch]) -> Batch:
-    """The batches one after the other (what the update trained on, for plugins' loss terms)."""
-    if len(batches) == 1:
-        return batches[0]
-    fields = ("x", "y", "task", "index")
-    return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in fields))

@@ -167,7 +167,7 @@ class ICaRL(ICaRLSpec, Strategy):
         if n_replay:
             pos = self.sample_memory(self.buffer, n_replay)
             replay = self.make_batch(self.buffer.index[pos], self.buffer.task[pos])
-            joined = _joined(batch, replay)
+            joined = Batch.joined(batch, replay)
         logits = self.model(joined.x)
         targets = F.one_hot(joined.y, logits.shape[1]).float()
         if self.teacher is not None:
@@ -307,9 +307,3 @@ def _flatten(parts: Sequence[PhasePart]) -> tuple[torch.Tensor, torch.Tensor]:
     index = torch.cat([torch.as_tensor(p.indices, dtype=torch.long) for p in parts])
     task = torch.cat([torch.full((len(p.indices),), p.task, dtype=torch.long) for p in parts])
     return index, task
-
-
-def _joined(batch: Batch, replay: Batch) -> Batch:
-    """The new batch followed by the replayed one."""
-    fields = ("x", "y", "task", "index")
-    return Batch(*(torch.cat([getattr(batch, f), getattr(replay, f)]) for f in fields))

@@ -36,7 +36,15 @@ class Batch:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    @staticmethod
+    def joined(*batches: Batch) -> Batch:
+        """The batches one after the other (e.g. a new batch and its replayed samples)."""
+        if len(batches) == 1:
+            return batches[0]
+        return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in _BATCH_FIELDS))
 
+
+_BATCH_FIELDS = ("x", "y", "task", "index")
 Storage = Literal["device", "host", "memmap"]
 B = TypeVar("B", bound=tuple[torch.Tensor, torch.Tensor])
 
