@@ -610,6 +610,7 @@ def config_hash(config: RunConfig) -> str:
         del payload["plugins"]  # runs without plugins keep the names they had before plugins
     payload["eval"] = normalized_eval(payload["eval"])
     payload["train"] = without_later_defaults("train", payload["train"])
+    payload["scenario"] = without_unset_later_keys(payload["scenario"])
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -643,6 +644,8 @@ LATER_KEYS: dict[str, tuple[str, ...]] = {
         "compile",
     ),
 }
+# component parameters added after runs were made, left out of the hash while unset (None)
+LATER_COMPONENT_KEYS = frozenset({"train_samples_per_class"})  # scenario: class/task-incremental
 # their defaults, read from the sections' own fields (one place states a default)
 LATER_DEFAULTS: dict[str, dict[str, Any]] = {
     section: {
@@ -657,6 +660,18 @@ def without_later_defaults(section: str, values: dict[str, Any]) -> dict[str, An
     """``values`` of ``section`` less the later-added keys at their defaults."""
     later = LATER_DEFAULTS.get(section, {})
     return {k: v for k, v in values.items() if k not in later or v != later[k]}
+
+
+def without_unset_later_keys(params: Any) -> Any:
+    """Component parameters less the later-added keys left unset, at any depth (a power-law or
+    recurrence scenario holds its base scenario's parameters)."""
+    if isinstance(params, dict):
+        return {
+            k: without_unset_later_keys(v)
+            for k, v in params.items()
+            if not (k in LATER_COMPONENT_KEYS and v is None)
+        }
+    return params
 
 
 def normalized_eval(section: dict[str, Any]) -> dict[str, Any]:

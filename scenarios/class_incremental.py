@@ -13,6 +13,7 @@ from collections import Counter
 from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from clbench.registry import SCENARIOS
@@ -29,7 +30,8 @@ from clbench.scenarios._common import (
 if TYPE_CHECKING:
     from clbench.data.dataset import InMemoryDataset
 
-_ORDER_STREAM = 0  # `seeded_rng` stream of the class order
+_ORDER_STREAM = 0  # `seeded_rng` streams (see scenarios._common.seeded_rng): class order
+_SUBSAMPLE_STREAM = 3  # training samples kept per class
 
 
 def _used_count(class_order: list[int] | None, num_classes: int | None) -> int | None:
@@ -81,6 +83,12 @@ class ClassIncremental(ScenarioBuilder):
             ge=1,
             description="Number of tasks of an even split; must divide the number of classes "
             "used (set to len(classes_per_experience) when that is given).",
+        )
+        train_samples_per_class: int | None = Field(
+            None,
+            ge=1,
+            description="Random subset of this many training samples of every class, drawn "
+            "with the run's seed (default: all). Test sets stay full.",
         )
 
         @field_validator("class_order")
@@ -203,16 +211,33 @@ class ClassIncremental(ScenarioBuilder):
         bounds = accumulate(sizes, initial=0)
         return [order[a:b] for a, b in pairwise(bounds)]
 
+    def _kept_train(self, labels: np.ndarray, classes: list[int], seed: int) -> np.ndarray | None:
+        """Mask of the training samples kept: ``train_samples_per_class`` of every class, drawn
+        without replacement from one stream, classes in ascending order; None keeps all."""
+        n = self.config.train_samples_per_class
+        if n is None:
+            return None
+        rng = seeded_rng(seed, _SUBSAMPLE_STREAM)
+        keep = np.zeros(len(labels), dtype=bool)
+        for c in sorted(classes):
+            pool = indices_of_classes(labels, [c])
+            if n > len(pool):
+                allowed = f"at most {len(pool)} (training samples of class {c})"
+                raise param_error("train_samples_per_class", n, allowed)
+            keep[rng.choice(pool, size=n, replace=False)] = True
+        return keep
+
     def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
         """One task per class group, targets = global rank of the class in the order."""
         groups = self.class_groups(dataset.num_classes, seed)
         rank = {c: r for r, c in enumerate(c for group in groups for c in group)}
         y_train, y_test = dataset.train.y.numpy(), dataset.test.y.numpy()
+        keep = self._kept_train(y_train, [c for group in groups for c in group], seed)
         tasks = [
             Task(
                 id=k,
                 classes=tuple(group),
-                train_indices=indices_of_classes(y_train, group),
+                train_indices=_kept(indices_of_classes(y_train, group), keep),
                 test_indices=indices_of_classes(y_test, group),
                 label_map={c: rank[c] for c in group},
                 output_ids=tuple(rank[c] for c in group),
@@ -220,3 +245,7 @@ class ClassIncremental(ScenarioBuilder):
             for k, group in enumerate(groups)
         ]
         return make_plan(self, dataset, tasks, num_outputs=len(rank))
+
+
+def _kept(indices: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    return indices if keep is None else indices[keep[indices]]

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     )
     from clbench.metrics.stability import (
         Gap,
+        boundary_min_acc,
         chance_levels,
         gap_analysis,
         gap_depth,
@@ -107,6 +108,7 @@ _WHERE = {
     "final_accuracy": "classic",
     "forgetting": "classic",
     "forward_transfer": "classic",
+    "boundary_min_acc": "stability",
     "gap_analysis": "stability",
     "gap_depth": "stability",
     "learning_curve_area": "lca",
@@ -150,6 +152,7 @@ __all__ = [
     "average_incremental_accuracy",
     "backward_transfer",
     "boundary_free_metrics",
+    "boundary_min_acc",
     "chance_levels",
     "compute_metrics",
     "curves",

@@ -14,6 +14,7 @@ Direction = Literal["higher", "lower"]
 # Summary metrics (clbench.metrics.compute_metrics) and budget entries (summary.json "budget").
 HIGHER_IS_BETTER = frozenset(
     {"final_acc", "aia", "bwt", "fwt", "min_acc", "wc_acc", "lca", "recovered_fraction"}
+    | {"boundary_min_acc"}
     # boundary-free streams (clbench.metrics.boundary_free)
     | {"online_acc", "anytime_acc", "decline_min_acc", "decline_recovered_fraction"}
 )
@@ -41,6 +42,8 @@ READABLE_NAMES = {
     "fwt": "forward transfer",
     "min_acc": "minimum accuracy (min-ACC)",
     "wc_acc": "worst-case accuracy (WC-ACC)",
+    "boundary_min_acc": "min-ACC at boundaries only",
+    "hidden_gap": "min-ACC drop hidden at boundaries",
     "lca": "learning curve area",
     "gap_depth_mean": "stability-gap depth",
     "recovery_time_mean": "gap recovery time (updates)",

@@ -116,6 +116,26 @@ def wc_acc(records: pd.DataFrame | RecordArrays) -> float | None:
     return _final(stability_curves(records), "wc_acc")
 
 
+def boundary_min_acc(records: pd.DataFrame | RecordArrays) -> float | None:
+    """min-ACC as an evaluation only at task boundaries would report it.
+
+    The same rule as :func:`min_acc` over the last evaluation of each phase only (the point a
+    boundary evaluation sees, with the same subset measurement). It is never below min-ACC;
+    ``boundary_min_acc - min_acc`` is the part of the stability gap that per-boundary evaluation
+    hides (De Lange et al., ICLR 2023, Sec. 4: the gap recovers before the boundary). ``None``
+    for K = 1.
+    """
+    ra = record_arrays(records)
+    if ra.acc.shape[0] == 0:
+        return None
+    last_of_phase = np.r_[ra.point_phase[1:] != ra.point_phase[:-1], True]
+    masked = np.where(_not_old(ra) | ~last_of_phase[:, None], np.nan, ra.acc)
+    with np.errstate(invalid="ignore"):
+        minima = np.fmin.reduce(masked, axis=0)
+    minima = minima[~np.isnan(minima)]
+    return float(minima.mean()) if minima.size else None
+
+
 def chance_levels(plan: ScenarioPlan) -> list[float]:
     """Accuracy of uniform guessing on each task's test samples, indexed by task.
 

@@ -21,7 +21,13 @@ from clbench.metrics.classic import (
 from clbench.metrics.lca import learning_curve_area
 from clbench.metrics.options import MetricOptions
 from clbench.metrics.records import RecordArrays, record_arrays
-from clbench.metrics.stability import Chance, gap_analysis, per_task_minima, stability_curves
+from clbench.metrics.stability import (
+    Chance,
+    boundary_min_acc,
+    gap_analysis,
+    per_task_minima,
+    stability_curves,
+)
 from clbench.metrics.windowed import (
     windowed_forgetting,
     windowed_plasticity,
@@ -64,6 +70,7 @@ def compute_metrics(
     """All summary metrics of one run as a flat JSON-serialisable dict.
 
     Keys: ``final_acc``, ``aia``, ``forgetting``, ``bwt``, ``fwt``, ``min_acc``, ``wc_acc``,
+    ``boundary_min_acc`` and ``hidden_gap`` (its excess over ``min_acc``),
     ``wf_<w>`` and ``wp_<w>`` per window size, ``lca``, the gap metrics, ``per_task_final_acc``,
     ``per_task_min_acc`` (lists indexed by task), ``accuracy_matrix`` (R[phase][task]) and
     ``gaps`` (every (task, phase) pair, excluded ones marked ``forgotten``). Undefined values are
@@ -99,7 +106,12 @@ def compute_metrics(
         "fwt": forward_transfer(ra),
         "min_acc": None if last is None else last["min_acc"],
         "wc_acc": None if last is None else last["wc_acc"],
+        "boundary_min_acc": boundary_min_acc(ra),
     }
+    if out["min_acc"] is not None and out["boundary_min_acc"] is not None:
+        out["hidden_gap"] = out["boundary_min_acc"] - out["min_acc"]
+    else:
+        out["hidden_gap"] = None
     for w in opts.window_sizes:
         out[f"wf_{w}"] = windowed_forgetting(ra, w, opts.wf_tasks, unit)
         out[f"wp_{w}"] = windowed_plasticity(ra, w, opts.wp_mode, unit)

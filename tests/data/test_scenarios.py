@@ -385,6 +385,43 @@ def test_train_samples_per_task(split: str, images: InMemoryDataset) -> None:
     assert (len(np.unique(merged)) == 160) is (split == "disjoint")
 
 
+def test_train_samples_per_class_keeps_a_seeded_subset_of_every_class(
+    images: InMemoryDataset,
+) -> None:
+    params = {"n_experiences": 5, "train_samples_per_class": 7, "shuffle_classes": False}
+    plan = build("class_incremental", params, images, seed=3)
+    labels = images.train.y.numpy()
+    for task in plan.tasks:
+        kept = labels[task.train_indices]
+        assert sorted(np.unique(kept)) == sorted(task.classes)
+        assert all((kept == c).sum() == 7 for c in task.classes)
+        assert np.all(np.diff(task.train_indices) > 0)
+    full = build("class_incremental", {"n_experiences": 5, "shuffle_classes": False}, images)
+    assert [t.test_indices.tolist() for t in plan.tasks] == [
+        t.test_indices.tolist() for t in full.tasks
+    ]
+    again = build("class_incremental", params, images, seed=3)
+    other = build("class_incremental", params, images, seed=4)
+    assert again.content_hash == plan.content_hash != other.content_hash
+    task_il = build("task_incremental", params, images, seed=3)
+    assert [t.train_indices.tolist() for t in task_il.tasks] == [
+        t.train_indices.tolist() for t in plan.tasks
+    ]
+
+
+def test_train_samples_per_class_unset_keeps_the_run_hash() -> None:
+    from clbench.config import build_config, config_hash
+
+    plain = build_config(None, ["scenario.name=class_incremental"])
+    assert "train_samples_per_class" in plain.scenario  # resolved, at its default None
+    before = dict(plain.scenario)
+    del before["train_samples_per_class"]  # what a run made before the key existed holds
+    old = plain.model_copy(update={"scenario": before})
+    assert config_hash(old) == config_hash(plain)
+    subset = build_config(None, ["scenario.train_samples_per_class=10"])
+    assert config_hash(subset) != config_hash(plain)
+
+
 def test_dataset_domains(multi_domain: InMemoryDataset) -> None:
     plan = build("domain_incremental", {"domain": "dataset", "n_experiences": 3}, multi_domain)
     check_same_label_space(plan, multi_domain)
@@ -496,6 +533,11 @@ def test_joint_default_is_class_incremental_with_resolved_params(images: InMemor
             "scenario.noise_levels",
         ),
         ("domain_incremental", {"train_samples_per_task": 201}, "scenario.train_samples_per_task"),
+        (
+            "class_incremental",
+            {"train_samples_per_class": TRAIN_PER_CLASS + 1},
+            "scenario.train_samples_per_class",
+        ),
         (
             "domain_incremental",
             {"split": "disjoint", "train_samples_per_task": 50},

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 
 from clbench.metrics import (
+    boundary_min_acc,
     chance_levels,
     compute_metrics,
     curves,
@@ -23,7 +24,7 @@ from clbench.metrics import (
     recovery_time,
     wc_acc,
 )
-from tests.metrics.helpers import TOY_B, plain_streams, toy_records
+from tests.metrics.helpers import TOY_A, TOY_B, plain_streams, toy_records
 
 approx = pytest.approx
 
@@ -170,3 +171,36 @@ def test_wc_acc_identity_fails_on_a_recurrence_stream():
     assert not np.isclose(wc_acc(records), paper)
     # what holds instead when the current task has a minimum m_c: min-ACC + (a(c, t) - m_c) / k
     assert wc_acc(records) == approx(min_acc(records) + (a_current - m[0]) / k, abs=1e-12)
+
+
+# min-ACC from the boundary evaluations only: the last point of each phase (steps 4, 8 in Toy A;
+# 3, 6, 9 in Toy B), same "old task" rule.
+def test_boundary_min_acc_toy_a_sees_only_the_recovered_value():
+    records = toy_records(TOY_A)
+    assert boundary_min_acc(records) == approx(0.88, abs=1e-12)  # task 0 at step 8
+    out = compute_metrics(records)
+    assert out["min_acc"] == approx(0.40, abs=1e-12)  # the dip at step 5
+    assert out["hidden_gap"] == approx(0.48, abs=1e-12)
+
+
+def test_boundary_min_acc_toy_b_averages_old_tasks_at_later_boundaries():
+    records = toy_records(TOY_B)
+    # task 0: min(0.97 at step 6, 0.88 at step 9); task 1: 0.87 at step 9
+    assert boundary_min_acc(records) == approx((0.88 + 0.87) / 2, abs=1e-12)
+    assert compute_metrics(records)["hidden_gap"] == approx(0.875 - 0.40, abs=1e-12)
+
+
+def test_boundary_min_acc_is_none_for_one_task():
+    records = toy_records([(0, 0, {0: 0.1}), (1, 0, {0: 0.9})])
+    assert boundary_min_acc(records) is None
+    assert compute_metrics(records)["hidden_gap"] is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(plain_streams())
+def test_boundary_min_acc_never_below_min_acc(rows):
+    records = toy_records(rows)
+    boundary, every = boundary_min_acc(records), min_acc(records)
+    assert (boundary is None) == (every is None)
+    if every is not None:
+        assert boundary >= every - 1e-12

@@ -1,0 +1,244 @@
+"""Write docs/reproductions.md from the studies' results: one section per paper claim.
+
+The studies are listed in configs/papers/studies/reproductions.yaml: for each, the paper's claim
+and setting, ours and every difference (prose), the sweep suite that runs it, and the claims to
+decide (`clbench.reporting.claims`). For each study this script reads the suite's finished runs,
+renders the suite's own `clbench report` table (the same options as `clbench sweep --report`)
+and decides every claim from its 95% interval. No number in the page is typed by hand: rerun a
+suite, then this script, and the page follows.
+
+    python tools/reproductions.py            # write docs/reproductions.md
+    python tools/reproductions.py --check    # exit 1 if docs/reproductions.md is out of date
+    python tools/reproductions.py --studies other.yaml --out /tmp/page.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clbench.errors import ConfigError
+from clbench.reporting.claims import Claim, Verdict, decide
+from clbench.sweeps.suite import LoadedSuite, load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDIES = ROOT / "configs/papers/studies/reproductions.yaml"
+PAGE = ROOT / "docs/reproductions.md"
+PROSE = ("claim", "paper", "ours", "differences", "gpu")
+
+
+@dataclass(frozen=True)
+class Study:
+    """One section: prose fields, the suite and its claims."""
+
+    key: str
+    title: str
+    suite: Path
+    prose: dict[str, Any]
+    claims: list[Claim]
+
+
+def read_studies(path: Path) -> tuple[str, list[Study]]:
+    """The page's introduction and its studies; errors name the field."""
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict) or not isinstance(raw.get("studies"), list):
+        raise ConfigError(f"{path}: studies", raw, "a list of studies")
+    studies = []
+    for i, item in enumerate(raw["studies"]):
+        where = f"{path}: studies[{i}]"
+        for key in ("key", "title", "suite", "claims"):
+            if key not in item:
+                raise ConfigError(f"{where}.{key}", None, "required")
+        unknown = sorted(set(item) - {"key", "title", "suite", "claims", *PROSE})
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}", item[unknown[0]], "a study field")
+        suite = ROOT / item["suite"]
+        if not suite.exists():
+            raise ConfigError(f"{where}.suite", item["suite"], "an existing suite file")
+        claims = [Claim.from_dict(c, f"{where}.claims[{j}]") for j, c in enumerate(item["claims"])]
+        prose = {k: item[k] for k in PROSE if k in item}
+        studies.append(Study(item["key"], item["title"], suite, prose, claims))
+    return str(raw.get("intro", "")), studies
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _interval(low: float | None, high: float | None, signed: bool = False) -> str:
+    if low is None or high is None:
+        return ""
+    return f" [{_fmt(low, signed)}, {_fmt(high, signed)}]"
+
+
+def _selector(selector: dict[str, Any] | None) -> str:
+    if not selector:
+        return "–"
+    return ", ".join(f"{k}={v}" for k, v in selector.items())
+
+
+def verdict_row(v: Verdict) -> str:
+    c = v.claim
+    value = f"{_fmt(v.value.mean)}{_interval(v.value.ci_low, v.value.ci_high)} (n={v.value.n})"
+    if c.against is None:
+        difference, p = "–", "–"
+    else:
+        ref = v.reference
+        value += f" vs {_fmt(ref.mean)} (n={ref.n})" if ref is not None else ""
+        cmp = v.comparison
+        difference = (
+            "–"
+            if cmp is None
+            else (f"{_fmt(cmp.difference, True)}{_interval(cmp.ci_low, cmp.ci_high, True)}")
+        )
+        p = "–" if cmp is None else f"{cmp.p:.3g} ({cmp.test})"
+    runs = _selector(dict(c.rows))
+    if c.against is not None:
+        runs += f" vs {_selector(dict(c.against))}"
+    cells = [
+        c.text,
+        f"`{c.metric}` {c.expect} than {c.threshold:g}" + (" (difference)" if c.against else ""),
+        runs,
+        value,
+        difference,
+        p,
+        f"**{v.verdict}**: {v.reason}",
+    ]
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def study_results(loaded: LoadedSuite) -> tuple[Any, str | None]:
+    """(one row per finished run, the suite's report in Markdown) or (empty, None)."""
+    import pandas as pd
+
+    import clbench
+
+    root = loaded.root if loaded.root.is_absolute() else ROOT / loaded.root
+    if not root.exists():
+        return pd.DataFrame(), None
+    frame = clbench.load(root)
+    if frame.empty:
+        return frame, None
+    options = loaded.suite.report
+    table = clbench.report(
+        root,
+        group_by=options.group_by,
+        metrics=options.metrics,
+        sort_by=options.sort_by,
+        split_by=options.split_by,
+        treatment=options.treatment,
+        ci=options.ci,
+        confidence=options.confidence,
+        include_partial=options.include_partial,
+    )
+    return frame, table.to_markdown()
+
+
+def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
+    loaded = load_suite(study.suite)
+    frame, table = study_results(loaded)
+    verdicts = [decide(frame, claim) for claim in study.claims]
+    suite = study.suite.relative_to(ROOT)
+    report = Path("results/studies") / f"{study.suite.stem}.md"
+    out = [f"## {number}. {study.title}", ""]
+    labels = {
+        "claim": "Claim",
+        "paper": "The paper's setting and number",
+        "ours": "Our setting",
+    }
+    for key, label in labels.items():
+        if key in study.prose:
+            out += [f"**{label}.** {study.prose[key].strip()}", ""]
+    if "differences" in study.prose:
+        out += ["**Differences from the paper, and why:**", ""]
+        out += [f"- {d.strip()}" for d in study.prose["differences"]] + [""]
+    out += [
+        "**Run it** (the page's numbers come from these runs):",
+        "",
+        "```",
+        f"clbench sweep {suite} --jobs 2 --report {report}",
+        "python tools/reproductions.py",
+        "```",
+        "",
+    ]
+    if table is None:
+        out += [f"_Not run yet: no finished run under `{loaded.root}`._", ""]
+    else:
+        seeds = sorted(set(frame["seed"].tolist()))
+        out += [
+            f"**Results** ({len(frame)} finished runs, seeds {seeds[0]}–{seeds[-1]}; the suite's "
+            "`clbench report`):",
+            "",
+            table.strip(),
+            "",
+        ]
+    out += [
+        "**Verdicts** (95% intervals: of the mean, or of the difference, paired over seeds "
+        "when both sides hold the same seeds):",
+        "",
+        "| claim | test | runs | value [95% CI] | difference [95% CI] | p | verdict |",
+        "|---|---|---|---|---|---|---|",
+        *[verdict_row(v) for v in verdicts],
+        "",
+    ]
+    if "gpu" in study.prose:
+        out += [f"**At full scale.** {study.prose['gpu'].strip()}", ""]
+    return "\n".join(out), verdicts
+
+
+def render_page(intro: str, studies: Sequence[Study]) -> str:
+    sections, summary = [], []
+    for number, study in enumerate(studies, start=1):
+        text, verdicts = render_study(study, number)
+        sections.append(text)
+        summary += [f"| {number}. {study.title} | {v.claim.text} | {v.verdict} |" for v in verdicts]
+    head = [
+        "# Reproductions: the seed papers' claims, decided with confidence intervals",
+        "",
+        "<!-- generated by `python tools/reproductions.py` from "
+        "configs/papers/studies/reproductions.yaml and the studies' runs; do not edit -->",
+        "",
+        intro.strip(),
+        "",
+        "| study | claim | verdict |",
+        "|---|---|---|",
+        *summary,
+        "",
+    ]
+    return "\n".join(head + sections).rstrip() + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=Path, default=STUDIES, help="the studies file")
+    parser.add_argument("--out", type=Path, default=PAGE, help="the page to write")
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    try:
+        intro, studies = read_studies(args.studies)
+    except ConfigError as exc:
+        print(f"reproductions: error: {exc}", file=sys.stderr)
+        return 2
+    page = render_page(intro, studies)
+    if args.check:
+        current = args.out.read_text() if args.out.exists() else ""
+        if current != page:
+            print(f"{args.out} is out of date: run python tools/reproductions.py", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    args.out.write_text(page)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
