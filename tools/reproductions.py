@@ -146,7 +146,7 @@ def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
     loaded = load_suite(study.suite)
     frame, table = study_results(loaded)
     verdicts = [decide(frame, claim) for claim in study.claims]
-    suite = study.suite.relative_to(ROOT)
+    suite = study.suite.relative_to(ROOT) if study.suite.is_relative_to(ROOT) else study.suite
     report = Path("results/studies") / f"{study.suite.stem}.md"
     out = [f"## {number}. {study.title}", ""]
     labels = {
