@@ -24,13 +24,13 @@ from typing import Any
 import yaml
 
 from clbench.errors import ConfigError
-from clbench.reporting.claims import Claim, Verdict, decide
+from clbench.reporting.claims import Claim, Verdict, decide, matching
 from clbench.sweeps.suite import LoadedSuite, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "configs/papers/studies/reproductions.yaml"
 PAGE = ROOT / "docs/reproductions.md"
-PROSE = ("claim", "paper", "ours", "differences", "gpu")
+PROSE = ("claim", "paper", "ours", "differences", "gpu", "per_phase")
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,58 @@ def study_results(loaded: LoadedSuite) -> tuple[Any, str | None]:
     return frame, table.to_markdown()
 
 
+def phase_curves(summary_path: Path) -> tuple[list[float], list[float]]:
+    """Accuracy over the tasks seen so far and forgetting so far after each phase, from the
+    run's accuracy matrix R[phase][task] (full test sets): forgetting after phase k is the mean
+    over tasks seen before k of (the task's first accuracy - its accuracy after k)."""
+    import json
+
+    import numpy as np
+
+    matrix = json.loads(summary_path.read_text())["metrics"]["accuracy_matrix"]
+    r = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    first_phase = [int(np.flatnonzero(~np.isnan(r[:, t]))[0]) for t in range(r.shape[1])]
+    accuracy, forgetting = [], []
+    for k in range(r.shape[0]):
+        seen = [t for t in range(r.shape[1]) if first_phase[t] <= k]
+        accuracy.append(float(np.nanmean(r[k, seen])))
+        old = [t for t in seen if first_phase[t] < k]
+        drops = [r[first_phase[t], t] - r[k, t] for t in old]
+        forgetting.append(float(np.mean(drops)) if drops else float("nan"))
+    return accuracy, forgetting
+
+
+def per_phase_tables(frame: Any, spec: dict[str, Any]) -> list[str]:
+    """Mean over seeds of accuracy and forgetting after each phase, one row per ``rows`` value
+    among the runs matching ``select``."""
+    import numpy as np
+
+    chosen = matching(frame, spec.get("select", {}))
+    if chosen.empty:
+        return []
+    curves: dict[str, list[tuple[list[float], list[float]]]] = {}
+    for label, path in zip(chosen[spec["rows"]], chosen["path"], strict=True):
+        curves.setdefault(str(label), []).append(phase_curves(Path(path) / "summary.json"))
+    phases = max(len(c[0]) for runs in curves.values() for c in runs)
+    head = "| " + spec["rows"] + " | " + " | ".join(str(k + 1) for k in range(phases)) + " |"
+    rule = "|---" + "|---:" * phases + "|"
+    out = []
+    for index, name in ((0, "accuracy on the tasks seen so far"), (1, "forgetting so far")):
+        out += [
+            f"**{name.capitalize()} after each phase** (mean over seeds; "
+            f"{_selector(spec.get('select'))}):",
+            "",
+            head,
+            rule,
+        ]
+        for label, runs in sorted(curves.items()):
+            values = np.nanmean(np.array([c[index] for c in runs], dtype=float), axis=0)
+            cells = ["–" if np.isnan(v) else f"{v:.3f}" for v in values]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
 def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
     loaded = load_suite(study.suite)
     frame, table = study_results(loaded)
@@ -189,6 +241,8 @@ def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
         *[verdict_row(v) for v in verdicts],
         "",
     ]
+    if "per_phase" in study.prose and table is not None:
+        out += per_phase_tables(frame, study.prose["per_phase"])
     if "gpu" in study.prose:
         out += [f"**At full scale.** {study.prose['gpu'].strip()}", ""]
     return "\n".join(out), verdicts

@@ -91,7 +91,13 @@ class Verdict:
         return self.value.ci_low, self.value.ci_high
 
 
-def _matches(frame: pd.DataFrame, selector: Mapping[str, Any]) -> pd.Series:
+def matching(frame: pd.DataFrame, selector: Mapping[str, Any]) -> pd.DataFrame:
+    """The runs (rows of ``frame``) whose columns hold every value of ``selector``; numbers
+    match numbers (``5`` matches ``5.0``), anything else matches as text."""
+    return frame[_matches(frame, selector)]
+
+
+def _matches(frame: pd.DataFrame, selector: Mapping[str, Any]) -> Any:
     mask = frame.index == frame.index  # all True
     for key, wanted in selector.items():
         if key not in frame.columns:
@@ -113,7 +119,7 @@ def runs_of(frame: pd.DataFrame, selector: Mapping[str, Any], metric: str) -> St
     """The metric over the runs that match ``selector`` (one value per run), with their seeds."""
     if frame.empty or metric not in frame.columns:
         return Stat(None, None, 0)
-    chosen = frame[_matches(frame, selector)]
+    chosen = matching(frame, selector)
     return summarize(chosen[metric].tolist(), chosen["seed"].tolist())
 
 

@@ -3,6 +3,7 @@ generated from a real (tiny) sweep carries the suite's report table and interval
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,14 @@ def test_a_bad_studies_file_names_the_field(tmp_path, study, field):
         reproductions.read_studies(path)
     assert info.value.field.endswith(field)
     assert reproductions.main(["--studies", str(path), "--out", str(tmp_path / "p.md")]) == 2
+
+
+def test_phase_curves_from_a_hand_made_accuracy_matrix(tmp_path):
+    # R[phase][task]: task 1 appears in phase 1, task 2 in phase 2
+    matrix = [[0.9, None, None], [0.6, 0.8, None], [0.5, 0.7, 1.0]]
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"metrics": {"accuracy_matrix": matrix}}))
+    accuracy, forgetting = reproductions.phase_curves(path)
+    assert accuracy == pytest.approx([0.9, 0.7, (0.5 + 0.7 + 1.0) / 3])
+    assert forgetting[0] != forgetting[0]  # NaN: nothing learned before phase 0
+    assert forgetting[1:] == pytest.approx([0.3, ((0.9 - 0.5) + (0.8 - 0.7)) / 2])
