@@ -120,3 +120,10 @@ def test_phase_curves_from_a_hand_made_accuracy_matrix(tmp_path):
     assert accuracy == pytest.approx([0.9, 0.7, (0.5 + 0.7 + 1.0) / 3])
     assert forgetting[0] != forgetting[0]  # NaN: nothing learned before phase 0
     assert forgetting[1:] == pytest.approx([0.3, ((0.9 - 0.5) + (0.8 - 0.7)) / 2])
+
+
+@pytest.mark.parametrize(
+    "suite", sorted((reproductions.ROOT / "configs/papers/studies/gpu").glob("*.yaml")), ids=str
+)
+def test_the_full_scale_gpu_suites_validate(suite):
+    clbench.sweep(suite, dry_run=True)  # missing data: its runs are skipped, not an error
