@@ -142,6 +142,19 @@ def study_results(loaded: LoadedSuite) -> tuple[Any, str | None]:
     return frame, table.to_markdown()
 
 
+def wall_clock_minutes(paths: Sequence[str]) -> float:
+    """Minutes from the first run's start (its manifest) to the last run's end (its status)."""
+    import json
+    from datetime import datetime
+
+    starts, ends = [], []
+    for path in paths:
+        created = json.loads((Path(path) / "manifest.json").read_text())["created"]
+        starts.append(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
+        ends.append(json.loads((Path(path) / "status.json").read_text())["time"])
+    return (max(ends) - min(starts)) / 60
+
+
 def phase_curves(summary_path: Path) -> tuple[list[float], list[float]]:
     """Accuracy over the tasks seen so far and forgetting so far after each phase, from the
     run's accuracy matrix R[phase][task] (full test sets): forgetting after phase k is the mean
@@ -225,8 +238,10 @@ def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
         out += [f"_Not run yet: no finished run under `{loaded.root}`._", ""]
     else:
         seeds = sorted(set(frame["seed"].tolist()))
+        minutes = wall_clock_minutes(frame["path"].tolist())
         out += [
-            f"**Results** ({len(frame)} finished runs, seeds {seeds[0]}–{seeds[-1]}; the suite's "
+            f"**Results** ({len(frame)} finished runs, seeds {seeds[0]}–{seeds[-1]}, "
+            f"{minutes:.0f} minutes from the first start to the last end; the suite's "
             "`clbench report`):",
             "",
             table.strip(),

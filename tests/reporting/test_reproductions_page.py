@@ -68,7 +68,7 @@ def test_a_page_from_a_sweep_shows_its_table_and_verdicts(tmp_path):
         tmp_path / "out", group_by=["strategy.name"], metrics=["final_acc", "forgetting"]
     ).to_markdown()
     assert table.strip() in page  # the suite's own report, verbatim
-    assert "6 finished runs, seeds 0–2" in page
+    assert "6 finished runs, seeds 0–2, " in page
     from clbench.reporting.claims import Claim, decide
 
     verdict = decide(frame, Claim.from_dict(claims[0]))
