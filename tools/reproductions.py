@@ -30,7 +30,7 @@ from clbench.sweeps.suite import LoadedSuite, load_suite
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "configs/papers/studies/reproductions.yaml"
 PAGE = ROOT / "docs/reproductions.md"
-PROSE = ("claim", "paper", "ours", "differences", "gpu", "per_phase")
+PROSE = ("claim", "paper", "ours", "differences", "findings", "gpu", "per_phase")
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,8 @@ def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
         *[verdict_row(v) for v in verdicts],
         "",
     ]
+    if "findings" in study.prose and table is not None:
+        out += [f"**What it shows.** {study.prose['findings'].strip()}", ""]
     if "per_phase" in study.prose and table is not None:
         out += per_phase_tables(frame, study.prose["per_phase"])
     if "gpu" in study.prose:
