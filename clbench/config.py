@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from clbench.data.augment_names import TRAIN_AUGMENTS, TrainAugment
 from clbench.errors import ConfigError, clip
+from clbench.later_keys import without_unset_later_keys
 from clbench.metrics.options import MetricOptions
 from clbench.registry import (
     DATASETS,
@@ -644,8 +645,6 @@ LATER_KEYS: dict[str, tuple[str, ...]] = {
         "compile",
     ),
 }
-# component parameters added after runs were made, left out of the hash while unset (None)
-LATER_COMPONENT_KEYS = frozenset({"train_samples_per_class"})  # scenario: class/task-incremental
 # their defaults, read from the sections' own fields (one place states a default)
 LATER_DEFAULTS: dict[str, dict[str, Any]] = {
     section: {
@@ -660,18 +659,6 @@ def without_later_defaults(section: str, values: dict[str, Any]) -> dict[str, An
     """``values`` of ``section`` less the later-added keys at their defaults."""
     later = LATER_DEFAULTS.get(section, {})
     return {k: v for k, v in values.items() if k not in later or v != later[k]}
-
-
-def without_unset_later_keys(params: Any) -> Any:
-    """Component parameters less the later-added keys left unset, at any depth (a power-law or
-    recurrence scenario holds its base scenario's parameters)."""
-    if isinstance(params, dict):
-        return {
-            k: without_unset_later_keys(v)
-            for k, v in params.items()
-            if not (k in LATER_COMPONENT_KEYS and v is None)
-        }
-    return params
 
 
 def normalized_eval(section: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from clbench.errors import ConfigError
+from clbench.later_keys import without_unset_later_keys
 from clbench.registry import SCENARIOS, validate_params
 from clbench.scenario import ScenarioBuilder
 from clbench.scenario.plan import Phase, ScenarioPlan, Setting, Task, sequential_phases
@@ -66,7 +67,7 @@ def make_plan(
         num_outputs=num_outputs,
         tasks=tasks,
         phases=tuple(phases) if phases is not None else sequential_phases(tasks),
-        params=builder.config.model_dump(),
+        params=without_unset_later_keys(builder.config.model_dump()),
     )
 
 

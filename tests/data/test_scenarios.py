@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.errors import ConfigError
+from clbench.later_keys import without_unset_later_keys
 from clbench.registry import SCENARIOS, describe_params, validate_params
 from clbench.scenario.plan import ScenarioPlan
 
@@ -149,7 +150,8 @@ def test_params_are_the_resolved_config_and_revalidate(
 ) -> None:
     plan = build(name, params, images)
     cls = SCENARIOS.get(name)
-    assert plan.params == cls(validate_params(cls.Config, params, "scenario")).config.model_dump()
+    resolved = cls(validate_params(cls.Config, params, "scenario")).config.model_dump()
+    assert plan.params == without_unset_later_keys(resolved)  # later keys stored once set
     # The stored params are a complete config: building from them gives the same plan.
     assert build(name, plan.params, images).content_hash == plan.content_hash
 
@@ -420,6 +422,13 @@ def test_train_samples_per_class_unset_keeps_the_run_hash() -> None:
     assert config_hash(old) == config_hash(plain)
     subset = build_config(None, ["scenario.train_samples_per_class=10"])
     assert config_hash(subset) != config_hash(plain)
+
+
+def test_train_samples_per_class_unset_keeps_the_plan_hash(images: InMemoryDataset) -> None:
+    plan = build("class_incremental", {"n_experiences": 5}, images)
+    assert "train_samples_per_class" not in plan.params  # as in plans made before the key
+    subset = build("class_incremental", {"n_experiences": 5, "train_samples_per_class": 5}, images)
+    assert subset.params["train_samples_per_class"] == 5
 
 
 def test_dataset_domains(multi_domain: InMemoryDataset) -> None:

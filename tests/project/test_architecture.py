@@ -35,7 +35,7 @@ BUILTIN_PACKAGES = ("clbench.strategies", "clbench.scenarios")
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
-        "errors",
+        "errors later_keys",
         "registry arguments",
         "scenario data models metrics",
         "config",
