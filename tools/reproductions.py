@@ -68,9 +68,11 @@ def read_studies(path: Path) -> tuple[str, list[Study]]:
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
+    """Accuracies to 3 decimals; large counts (multiply-accumulates) in 4 significant digits."""
     if value is None:
         return "–"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
+    spec = ".4g" if abs(value) >= 1e4 else ".3f"
+    return format(value, ("+" if signed else "") + spec)
 
 
 def _interval(low: float | None, high: float | None, signed: bool = False) -> str:
