@@ -130,17 +130,23 @@ def study_results(loaded: LoadedSuite) -> tuple[Any, str | None]:
     if frame.empty:
         return frame, None
     options = loaded.suite.report
-    table = clbench.report(
-        root,
-        group_by=options.group_by,
-        metrics=options.metrics,
-        sort_by=options.sort_by,
-        split_by=options.split_by,
-        treatment=options.treatment,
-        ci=options.ci,
-        confidence=options.confidence,
-        include_partial=options.include_partial,
-    )
+    settings = {
+        "group_by": options.group_by,
+        "metrics": options.metrics,
+        "sort_by": options.sort_by,
+        "split_by": options.split_by,
+        "treatment": options.treatment,
+        "ci": options.ci,
+        "confidence": options.confidence,
+        "include_partial": options.include_partial,
+    }
+    try:
+        table = clbench.report(root, **settings)
+    except ConfigError:
+        if not options.treatment:
+            raise
+        # a study still running may not vary its treatment yet (one kernel finished so far)
+        table = clbench.report(root, **{**settings, "treatment": []})
     return frame, table.to_markdown()
 
 
