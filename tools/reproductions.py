@@ -163,24 +163,26 @@ def wall_clock_minutes(paths: Sequence[str]) -> float:
     return (max(ends) - min(starts)) / 60
 
 
-def phase_curves(summary_path: Path) -> tuple[list[float], list[float]]:
+def phase_curves(run: Path) -> tuple[list[float], list[float]]:
     """Accuracy over the tasks seen so far and forgetting so far after each phase, from the
-    run's accuracy matrix R[phase][task] (full test sets): forgetting after phase k is the mean
-    over tasks seen before k of (the task's first accuracy - its accuracy after k)."""
+    run's accuracy matrix R[phase][task] (full test sets, in summary.json). A task is seen from
+    the first phase in which it is the current task (records.parquet); forgetting after phase k
+    is the mean over tasks introduced before k of R[intro][task] - R[k][task]."""
     import json
 
     import numpy as np
+    import pandas as pd
 
-    matrix = json.loads(summary_path.read_text())["metrics"]["accuracy_matrix"]
+    matrix = json.loads((run / "summary.json").read_text())["metrics"]["accuracy_matrix"]
     r = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
-    first_phase = [int(np.flatnonzero(~np.isnan(r[:, t]))[0]) for t in range(r.shape[1])]
+    records = pd.read_parquet(run / "records.parquet", columns=["phase", "current_task"])
+    intro = records.groupby("current_task")["phase"].min().to_dict()
     accuracy, forgetting = [], []
     for k in range(r.shape[0]):
-        seen = [t for t in range(r.shape[1]) if first_phase[t] <= k]
-        accuracy.append(float(np.nanmean(r[k, seen])))
-        old = [t for t in seen if first_phase[t] < k]
-        drops = [r[first_phase[t], t] - r[k, t] for t in old]
-        forgetting.append(float(np.mean(drops)) if drops else float("nan"))
+        seen = [t for t, p in intro.items() if p <= k and t < r.shape[1]]
+        accuracy.append(float(np.nanmean(r[k, seen])) if seen else float("nan"))
+        drops = [r[intro[t], t] - r[k, t] for t in seen if intro[t] < k]
+        forgetting.append(float(np.nanmean(drops)) if drops else float("nan"))
     return accuracy, forgetting
 
 
@@ -194,7 +196,7 @@ def per_phase_tables(frame: Any, spec: dict[str, Any]) -> list[str]:
         return []
     curves: dict[str, list[tuple[list[float], list[float]]]] = {}
     for label, path in zip(chosen[spec["rows"]], chosen["path"], strict=True):
-        curves.setdefault(str(label), []).append(phase_curves(Path(path) / "summary.json"))
+        curves.setdefault(str(label), []).append(phase_curves(Path(path)))
     phases = max(len(c[0]) for runs in curves.values() for c in runs)
     head = "| " + spec["rows"] + " | " + " | ".join(str(k + 1) for k in range(phases)) + " |"
     rule = "|---" + "|---:" * phases + "|"
@@ -208,8 +210,11 @@ def per_phase_tables(frame: Any, spec: dict[str, Any]) -> list[str]:
             rule,
         ]
         for label, runs in sorted(curves.items()):
-            values = np.nanmean(np.array([c[index] for c in runs], dtype=float), axis=0)
-            cells = ["–" if np.isnan(v) else f"{v:.3f}" for v in values]
+            values = np.array([c[index] for c in runs], dtype=float)
+            defined = ~np.isnan(values)
+            sums = np.where(defined, values, 0.0).sum(axis=0)
+            counts = defined.sum(axis=0)
+            cells = ["–" if n == 0 else f"{t / n:.3f}" for t, n in zip(sums, counts, strict=True)]
             out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
     return out

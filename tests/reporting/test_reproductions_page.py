@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -112,11 +113,13 @@ def test_a_bad_studies_file_names_the_field(tmp_path, study, field):
 
 
 def test_phase_curves_from_a_hand_made_accuracy_matrix(tmp_path):
-    # R[phase][task]: task 1 appears in phase 1, task 2 in phase 2
-    matrix = [[0.9, None, None], [0.6, 0.8, None], [0.5, 0.7, 1.0]]
-    path = tmp_path / "summary.json"
-    path.write_text(json.dumps({"metrics": {"accuracy_matrix": matrix}}))
-    accuracy, forgetting = reproductions.phase_curves(path)
+    # R[phase][task] with every task evaluated from phase 0 (forward transfer rows); task 1 is
+    # current in phase 1, task 2 in phase 2
+    matrix = [[0.9, 0.1, 0.2], [0.6, 0.8, 0.1], [0.5, 0.7, 1.0]]
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": {"accuracy_matrix": matrix}}))
+    records = pd.DataFrame({"phase": [0, 0, 1, 2], "current_task": [0, 0, 1, 2]})
+    records.to_parquet(tmp_path / "records.parquet")
+    accuracy, forgetting = reproductions.phase_curves(tmp_path)
     assert accuracy == pytest.approx([0.9, 0.7, (0.5 + 0.7 + 1.0) / 3])
     assert forgetting[0] != forgetting[0]  # NaN: nothing learned before phase 0
     assert forgetting[1:] == pytest.approx([0.3, ((0.9 - 0.5) + (0.8 - 0.7)) / 2])
