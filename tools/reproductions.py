@@ -46,7 +46,10 @@ class Study:
 
 def read_studies(path: Path) -> tuple[str, list[Study]]:
     """The page's introduction and its studies; errors name the field."""
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "not valid YAML", str(exc).splitlines()[0]) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("studies"), list):
         raise ConfigError(f"{path}: studies", raw, "a list of studies")
     studies = []
@@ -148,6 +151,17 @@ def study_results(loaded: LoadedSuite) -> tuple[Any, str | None]:
         # a study still running may not vary its treatment yet (one kernel finished so far)
         table = clbench.report(root, **{**settings, "treatment": []})
     return frame, table.to_markdown()
+
+
+def planned_runs(suite: Path) -> int:
+    """How many runs the suite expands to here (runs whose data is missing are not counted)."""
+    import contextlib
+    import io
+
+    import clbench
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return len(clbench.sweep(suite, dry_run=True).paths)
 
 
 def wall_clock_minutes(paths: Sequence[str]) -> float:
@@ -252,6 +266,14 @@ def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
     else:
         seeds = sorted(set(frame["seed"].tolist()))
         minutes = wall_clock_minutes(frame["path"].tolist())
+        planned = planned_runs(study.suite)
+        if planned > len(frame):
+            out += [
+                f"_Incomplete: {len(frame)} of the suite's {planned} runs have finished, so some "
+                "rows have fewer than 5 seeds or none; the command above finishes the rest "
+                "(finished runs are skipped)._",
+                "",
+            ]
         out += [
             f"**Results** ({len(frame)} finished runs, seeds {seeds[0]}–{seeds[-1]}, "
             f"{minutes:.0f} minutes from the first start to the last end; the suite's "
