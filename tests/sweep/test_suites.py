@@ -31,8 +31,11 @@ def _is_suite(path: Path) -> bool:
 
 
 YAML_FILES = sorted(CONFIGS.rglob("*.yaml"))
+# The reproductions page's definition (claims and prose for tools/reproductions.py) sits beside the
+# study suites it names; tests/reporting/test_reproductions_page.py checks it.
+STUDIES_PAGE = CONFIGS / "papers" / "studies" / "reproductions.yaml"
 SUITES = [p for p in YAML_FILES if _is_suite(p)]
-RUN_CONFIGS = [p for p in YAML_FILES if p not in SUITES]
+RUN_CONFIGS = [p for p in YAML_FILES if p not in SUITES and p != STUDIES_PAGE]
 
 
 def _id(path: Path) -> str:
@@ -40,6 +43,7 @@ def _id(path: Path) -> str:
 
 
 def test_suite_keys_tell_suites_from_run_configs():
+    assert STUDIES_PAGE in YAML_FILES
     assert SUITE_KEYS.issubset(Suite.model_fields)
     assert not SUITE_KEYS & set(RunConfig.model_fields)
     # the method comparisons that replaced the benchmark scripts are among the suites
