@@ -164,17 +164,21 @@ def planned_runs(suite: Path) -> int:
         return len(clbench.sweep(suite, dry_run=True).paths)
 
 
-def wall_clock_minutes(paths: Sequence[str]) -> float:
-    """Minutes from the first run's start (its manifest) to the last run's end (its status)."""
+def study_minutes(paths: Sequence[str]) -> tuple[float, float]:
+    """Minutes of training and evaluation summed over the runs (each summary's budget; a resumed
+    run counts only its own work), and minutes from the first run's start (its manifest) to the
+    last run's end (its status), which also counts waits and a sweep resumed later."""
     import json
     from datetime import datetime
 
-    starts, ends = [], []
+    work, starts, ends = 0.0, [], []
     for path in paths:
+        budget = json.loads((Path(path) / "summary.json").read_text())["budget"]
+        work += budget.get("train_time_s", 0.0) + budget.get("eval_time_s", 0.0)
         created = json.loads((Path(path) / "manifest.json").read_text())["created"]
         starts.append(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
         ends.append(json.loads((Path(path) / "status.json").read_text())["time"])
-    return (max(ends) - min(starts)) / 60
+    return work / 60, (max(ends) - min(starts)) / 60
 
 
 def phase_curves(run: Path) -> tuple[list[float], list[float]]:
@@ -265,7 +269,7 @@ def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
         out += [f"_Not run yet: no finished run under `{loaded.root}`._", ""]
     else:
         seeds = sorted(set(frame["seed"].tolist()))
-        minutes = wall_clock_minutes(frame["path"].tolist())
+        work, span = study_minutes(frame["path"].tolist())
         planned = planned_runs(study.suite)
         if planned > len(frame):
             out += [
@@ -276,8 +280,8 @@ def render_study(study: Study, number: int) -> tuple[str, list[Verdict]]:
             ]
         out += [
             f"**Results** ({len(frame)} finished runs, seeds {seeds[0]}–{seeds[-1]}, "
-            f"{minutes:.0f} minutes from the first start to the last end; the suite's "
-            "`clbench report`):",
+            f"{work:.0f} minutes of training and evaluation summed over runs, {span:.0f} "
+            "minutes from the first start to the last end; the suite's `clbench report`):",
             "",
             table.strip(),
             "",
