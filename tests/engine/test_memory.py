@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import pytest
 import torch
 
+from clbench.engine import memory
 from clbench.engine.memory import peak_memory, reset_peak_memory
 
 CPU = torch.device("cpu")
@@ -37,3 +39,16 @@ def test_a_later_smaller_run_reports_its_own_smaller_peak():
     small += 1
     second = peak_memory(CPU, start)["peak_memory_mb"]
     assert first > 150 and second < 60
+
+
+def test_a_later_run_in_the_process_starts_after_old_cyclic_garbage_is_freed(monkeypatch):
+    # an earlier run left 100 MB in a reference cycle that has aged into the oldest generation
+    monkeypatch.setattr(memory, "_measured_before", False)
+    reset_peak_memory(CPU)  # the earlier run's start
+    cycle: list = [torch.ones(25_000_000)]
+    cycle.append(cycle)
+    gc.collect()  # still referenced: moves it to the oldest generation
+    del cycle
+    held = memory._status_mb("VmRSS")
+    start = reset_peak_memory(CPU)  # the later run: a full collection frees the cycle
+    assert start < held - 90
