@@ -1,3 +1,3 @@
-from clbench.cli import main
+from clbench.cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

@@ -14,13 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from clbench.config import normalized_eval, without_later_defaults
 from clbench.engine.run_dir import FINISHED, FINISHED_FILES, STATUS_FILE, verify_files
 from clbench.errors import ConfigError, CorruptedResultError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PARTIAL_STATUSES = ("running", "failed", "interrupted", "diverged")
 
@@ -169,6 +170,8 @@ class RunFolder:
         return self._parquet("train_loss.parquet")
 
     def _parquet(self, name: str) -> pd.DataFrame:
+        import pandas as pd  # only the records need it: a summary or status answers without
+
         path = self.file(name)
         if not path.is_file():
             raise CorruptedResultError(path, "missing")
