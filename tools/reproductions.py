@@ -183,21 +183,24 @@ def study_minutes(paths: Sequence[str]) -> tuple[float, float]:
 
 def phase_curves(run: Path) -> tuple[list[float], list[float]]:
     """Accuracy over the tasks seen so far and forgetting so far after each phase, from the
-    run's accuracy matrix R[phase][task] (full test sets, in summary.json). A task is seen from
-    the first phase in which it is the current task (records.parquet); forgetting after phase k
-    is the mean over tasks introduced before k of R[intro][task] - R[k][task]."""
-    import json
-
+    run's full-test-set accuracies R[phase][task] (`RecordArrays.full_acc` of its records). A
+    task is seen from the first phase in which it is the current task (not from its first
+    evaluation: streams that evaluate every task from the start would count it as seen at once);
+    forgetting after phase k is the mean over tasks introduced before k of R[intro][task] -
+    R[k][task]."""
     import numpy as np
-    import pandas as pd
 
-    matrix = json.loads((run / "summary.json").read_text())["metrics"]["accuracy_matrix"]
-    r = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
-    records = pd.read_parquet(run / "records.parquet", columns=["phase", "current_task"])
-    intro = records.groupby("current_task")["phase"].min().to_dict()
+    from clbench.metrics.records import record_arrays
+    from clbench.results.reader import RunFolder
+
+    ra = record_arrays(RunFolder(run).records())
+    r = ra.full_acc
+    intro: dict[int, int] = {}
+    for phase, task in enumerate(ra.phase_task.tolist()):
+        intro.setdefault(task, phase)
     accuracy, forgetting = [], []
-    for k in range(r.shape[0]):
-        seen = [t for t, p in intro.items() if p <= k and t < r.shape[1]]
+    for k in range(ra.n_phases):
+        seen = [t for t, p in intro.items() if p <= k]
         accuracy.append(float(np.nanmean(r[k, seen])) if seen else float("nan"))
         drops = [r[intro[t], t] - r[k, t] for t in seen if intro[t] < k]
         forgetting.append(float(np.nanmean(drops)) if drops else float("nan"))
@@ -207,7 +210,7 @@ def phase_curves(run: Path) -> tuple[list[float], list[float]]:
 def per_phase_tables(frame: Any, spec: dict[str, Any]) -> list[str]:
     """Mean over seeds of accuracy and forgetting after each phase, one row per ``rows`` value
     among the runs matching ``select``."""
-    import numpy as np
+    import pandas as pd
 
     chosen = matching(frame, spec.get("select", {}))
     if chosen.empty:
@@ -228,11 +231,8 @@ def per_phase_tables(frame: Any, spec: dict[str, Any]) -> list[str]:
             rule,
         ]
         for label, runs in sorted(curves.items()):
-            values = np.array([c[index] for c in runs], dtype=float)
-            defined = ~np.isnan(values)
-            sums = np.where(defined, values, 0.0).sum(axis=0)
-            counts = defined.sum(axis=0)
-            cells = ["–" if n == 0 else f"{t / n:.3f}" for t, n in zip(sums, counts, strict=True)]
+            means = pd.DataFrame([c[index] for c in runs]).mean()  # NaN where no seed has one
+            cells = ["–" if pd.isna(v) else f"{v:.3f}" for v in means]
             out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
     return out

@@ -3,16 +3,15 @@ generated from a real (tiny) sweep carries the suite's report table and interval
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 import clbench
 from clbench.errors import ConfigError
 from clbench.sweeps.suite import load_suite, parse_seeds
+from tests.metrics.helpers import toy_records
 from tests.sweep.helpers import write_suite
 from tools import reproductions
 
@@ -116,9 +115,8 @@ def test_phase_curves_from_a_hand_made_accuracy_matrix(tmp_path):
     # R[phase][task] with every task evaluated from phase 0 (forward transfer rows); task 1 is
     # current in phase 1, task 2 in phase 2
     matrix = [[0.9, 0.1, 0.2], [0.6, 0.8, 0.1], [0.5, 0.7, 1.0]]
-    (tmp_path / "summary.json").write_text(json.dumps({"metrics": {"accuracy_matrix": matrix}}))
-    records = pd.DataFrame({"phase": [0, 0, 1, 2], "current_task": [0, 0, 1, 2]})
-    records.to_parquet(tmp_path / "records.parquet")
+    rows = [(k, k, dict(enumerate(accs))) for k, accs in enumerate(matrix)]  # one step a phase
+    toy_records(rows, n=10).to_parquet(tmp_path / "records.parquet")
     accuracy, forgetting = reproductions.phase_curves(tmp_path)
     assert accuracy == pytest.approx([0.9, 0.7, (0.5 + 0.7 + 1.0) / 3])
     assert forgetting[0] != forgetting[0]  # NaN: nothing learned before phase 0
