@@ -75,9 +75,11 @@ def test_run_on_a_locked_folder_exits_2_and_writes_nothing(tmp_path, capsys):
 
 
 def test_two_identical_runs_one_runs_the_other_is_refused(tmp_path):
+    # the first run is long enough never to finish while the second starts (it is stopped with
+    # SIGTERM below); a short one raced the second's start-up and sometimes finished first
     overrides = fast_overrides(
         tmp_path,
-        **{"train.epochs": 30, "train.batch_size": 4, "eval.every": 1, "threads": 1},
+        **{"train.epochs": 1000, "train.batch_size": 4, "eval.every": 1, "threads": 1},
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "clbench", "run", "--quiet", *overrides]
