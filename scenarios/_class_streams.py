@@ -14,8 +14,8 @@ from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan, Task
 from clbench.scenarios._common import indices_of_classes, make_plan
 
 if TYPE_CHECKING:
-    from clbench.data.dataset import InMemoryDataset
     from clbench.scenario import ScenarioBuilder
+    from clbench.scenario.base import PlanData
 
 
 def focus_task(counts: Mapping[int, int]) -> int:
@@ -25,7 +25,7 @@ def focus_task(counts: Mapping[int, int]) -> int:
 
 
 def class_tasks(
-    dataset: InMemoryDataset, classes: Sequence[int], phases: Sequence[Iterable[int]]
+    dataset: PlanData, classes: Sequence[int], phases: Sequence[Iterable[int]]
 ) -> tuple[dict[int, int], list[Task]]:
     """One task per class position, numbered by first appearance in ``phases`` (each the class
     positions present in a phase; ties within a phase by position): ``({position: task id},
@@ -34,7 +34,7 @@ def class_tasks(
     for phase in phases:
         for position in sorted(phase):
             task_of.setdefault(position, len(task_of))
-    y_train, y_test = dataset.train.y.numpy(), dataset.test.y.numpy()
+    y_train, y_test = np.asarray(dataset.train.y), np.asarray(dataset.test.y)
     names = dataset.class_names
     tasks = [
         Task(
@@ -53,7 +53,7 @@ def class_tasks(
 
 def class_stream_plan(
     builder: ScenarioBuilder,
-    dataset: InMemoryDataset,
+    dataset: PlanData,
     classes: Sequence[int],
     phases: Sequence[Mapping[int, np.ndarray]],
     mixes: Sequence[np.ndarray] | None = None,

@@ -17,7 +17,7 @@ from clbench.scenario.plan import Phase, ScenarioPlan, Setting, Task, sequential
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
 
 # Scenario parameters arrive under the ``scenario`` key of a run config; build-time errors name
 # the full path so they read like the errors `validate_params` raises for the same config.
@@ -52,7 +52,7 @@ def indices_of_classes(labels: np.ndarray, classes: Sequence[int]) -> np.ndarray
 
 def make_plan(
     builder: ScenarioBuilder,
-    dataset: InMemoryDataset,
+    dataset: PlanData,
     tasks: Sequence[Task],
     num_outputs: int,
     phases: Sequence[Phase] | None = None,
@@ -89,7 +89,7 @@ class NestedScenario:
         )
         self.resolved = {"name": name, **self.builder.config.model_dump()}
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         try:
             return self.builder.build(dataset, seed)
         except ConfigError as exc:

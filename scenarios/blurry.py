@@ -47,7 +47,7 @@ from clbench.scenarios._class_streams import class_stream_plan
 from clbench.scenarios._common import param_error, seeded_rng
 
 if TYPE_CHECKING:
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
     from clbench.scenario.plan import ScenarioPlan, Setting
 
 _ORDER_STREAM = 40  # `seeded_rng` streams (see scenarios._common.seeded_rng)
@@ -139,7 +139,7 @@ class Blurry(ScenarioBuilder):
     def setting(self) -> Setting:
         return "class"
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """Home classes per task, M % of the blurry samples dealt out, one phase per task."""
         cfg = self.config
         n_classes = dataset.num_classes
@@ -150,7 +150,7 @@ class Blurry(ScenarioBuilder):
         n_disjoint = per_task_disjoint * cfg.n_tasks
         disjoint = order[:n_disjoint].reshape(cfg.n_tasks, per_task_disjoint)
         blurry = order[n_disjoint:].reshape(cfg.n_tasks, per_task_blurry)
-        y_train = dataset.train.y.numpy()
+        y_train = np.asarray(dataset.train.y)
         pools = [np.flatnonzero(np.isin(y_train, home)).astype(np.int64) for home in blurry]
         kept, received = blurred_deal(pools, cfg.blurry_percent, seed)
         phases = []

@@ -28,7 +28,7 @@ from clbench.scenarios._common import (
 )
 
 if TYPE_CHECKING:
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
 
 _ORDER_STREAM = 0  # `seeded_rng` streams (see scenarios._common.seeded_rng): class order
 _SUBSAMPLE_STREAM = 3  # training samples kept per class
@@ -227,11 +227,11 @@ class ClassIncremental(ScenarioBuilder):
             keep[rng.choice(pool, size=n, replace=False)] = True
         return keep
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """One task per class group, targets = global rank of the class in the order."""
         groups = self.class_groups(dataset.num_classes, seed)
         rank = {c: r for r, c in enumerate(c for group in groups for c in group)}
-        y_train, y_test = dataset.train.y.numpy(), dataset.test.y.numpy()
+        y_train, y_test = np.asarray(dataset.train.y), np.asarray(dataset.test.y)
         keep = self._kept_train(y_train, [c for group in groups for c in group], seed)
         tasks = [
             Task(

@@ -22,7 +22,7 @@ from clbench.scenario.plan import IDENTITY, InputTransform, ScenarioPlan, Settin
 from clbench.scenarios._common import invalid, make_plan, param_error, seeded_rng
 
 if TYPE_CHECKING:
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
 
 _TRANSFORM_STREAM = 1  # `seeded_rng` streams (see scenarios._common.seeded_rng)
 _SPLIT_STREAM = 2
@@ -155,7 +155,7 @@ class DomainIncremental(ScenarioBuilder):
     def setting(self) -> Setting:
         return "domain"
 
-    def transforms(self, dataset: InMemoryDataset, seed: int) -> list[InputTransform]:
+    def transforms(self, dataset: PlanData, seed: int) -> list[InputTransform]:
         """The input transform of each task."""
         cfg = self.config
         k = cfg.n_experiences
@@ -164,7 +164,8 @@ class DomainIncremental(ScenarioBuilder):
                 "domain",
                 cfg.domain,
                 f"permutation or dataset: {cfg.domain} needs uint8 images, dataset "
-                f"{dataset.name!r} has {dataset.train.x.dtype} inputs {list(dataset.input_shape)}",
+                f"{dataset.name!r} has {str(dataset.train.x.dtype).removeprefix('torch.')} inputs "
+                f"{list(dataset.input_shape)}",
             )
         if cfg.domain == "dataset":
             return [IDENTITY] * k
@@ -185,7 +186,7 @@ class DomainIncremental(ScenarioBuilder):
             out.append(t)
         return out
 
-    def _domain_pools(self, dataset: InMemoryDataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _domain_pools(self, dataset: PlanData) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Train and test indices of each source dataset (domain=dataset)."""
         cfg = self.config
         train_dom, test_dom = dataset.train.domain, dataset.test.domain
@@ -196,7 +197,7 @@ class DomainIncremental(ScenarioBuilder):
                 f"permutation, rotation or noise: dataset {dataset.name!r} has no per-sample "
                 "domain ids (domain=dataset needs a multi-dataset concat source)",
             )
-        train_dom, test_dom = train_dom.numpy(), test_dom.numpy()
+        train_dom, test_dom = np.asarray(train_dom), np.asarray(test_dom)
         if dataset.domain_names is not None:
             n_domains = len(dataset.domain_names)
         else:
@@ -245,7 +246,7 @@ class DomainIncremental(ScenarioBuilder):
             out.append(np.sort(rng.choice(pool, size=n, replace=False)))
         return out
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """K tasks over all classes; targets = class ids; full test set per task."""
         cfg = self.config
         k = cfg.n_experiences

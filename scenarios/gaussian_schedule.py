@@ -44,7 +44,7 @@ from clbench.scenarios._common import param_error, seeded_rng
 from clbench.scenarios.power_law import apportion
 
 if TYPE_CHECKING:
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
     from clbench.scenario.plan import ScenarioPlan, Setting
 
 _ORDER_STREAM = 50  # `seeded_rng` streams (see scenarios._common.seeded_rng)
@@ -128,11 +128,11 @@ class GaussianSchedule(ScenarioBuilder):
     def setting(self) -> Setting:
         return "class"
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """Probabilities per phase, class counts per phase, then each class's samples in turn."""
         cfg = self.config
         n_classes = dataset.num_classes
-        y_train = dataset.train.y.numpy()
+        y_train = np.asarray(dataset.train.y)
         n_phases = cfg.n_phases or math.ceil(len(y_train) / cfg.phase_size)
         if cfg.shuffle_classes:
             order = seeded_rng(seed, _ORDER_STREAM).permutation(n_classes).tolist()

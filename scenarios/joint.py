@@ -16,7 +16,7 @@ from clbench.scenario.plan import Phase, PhasePart, ScenarioPlan
 from clbench.scenarios._common import ScenarioOf, invalid, make_plan
 
 if TYPE_CHECKING:
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
 
 
 @SCENARIOS.register("joint")
@@ -35,7 +35,7 @@ class Joint(ScenarioOf):
                 raise invalid("joint of a joint scenario: name the inner scenario directly")
             return of
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """The inner plan's tasks, with every task's training samples in a single phase."""
         inner = self.inner.build(dataset, seed)
         parts = tuple(PhasePart(t.id, t.train_indices) for t in inner.tasks)

@@ -41,7 +41,7 @@ from clbench.scenarios._class_streams import focus_task
 from clbench.scenarios._common import ScenarioOf, make_plan, seeded_rng
 
 if TYPE_CHECKING:
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
     from clbench.scenario.plan import ScenarioPlan
 
 _SHUFFLE_STREAM = 30  # `seeded_rng` stream (see scenarios._common.seeded_rng)
@@ -96,7 +96,7 @@ class Online(ScenarioOf):
             True, description="Shuffle each inner phase's samples (seeded) before cutting it."
         )
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """The inner plan, each phase shuffled and cut; tasks renumbered by first appearance."""
         cfg = self.config
         inner = self.inner.build(dataset, seed)

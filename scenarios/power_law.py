@@ -82,7 +82,7 @@ from clbench.scenarios._common import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
 
 Kernel = Literal["power", "exponential", "uniform", "none", "full", "rank_poly", "table"]
 
@@ -392,7 +392,7 @@ class PowerLaw(ScenarioBuilder):
     def setting(self) -> Setting:
         return self.base.builder.setting
 
-    def _base_plan(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def _base_plan(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         plan = self.base.build(dataset, seed)
         sequential = len(plan.phases) == plan.num_tasks and all(
             len(p.parts) == 1 and p.parts[0].task == p.current_task == k
@@ -407,7 +407,7 @@ class PowerLaw(ScenarioBuilder):
             )
         return plan
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """The base tasks, phase i = task i's new samples + kernel-weighted earlier tasks."""
         cfg = self.config
         base = self._base_plan(dataset, seed)

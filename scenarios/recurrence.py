@@ -50,7 +50,7 @@ from clbench.scenarios._common import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from clbench.data.dataset import InMemoryDataset
+    from clbench.scenario.base import PlanData
 
 _SUBSET_STREAM = 20  # `seeded_rng` streams (see scenarios._common.seeded_rng)
 _SCHEDULE_STREAM = 21
@@ -198,7 +198,7 @@ def equal_split(total: int, n_parts: int, rng: np.random.Generator) -> np.ndarra
 # shared plan assembly
 
 
-def used_classes(dataset: InMemoryDataset, num_classes: int | None, seed: int) -> list[int]:
+def used_classes(dataset: PlanData, num_classes: int | None, seed: int) -> list[int]:
     """Base class ids used, sorted: all, or a random subset (SCoLe relabels it 0..N-1)."""
     k = dataset.num_classes
     if num_classes is None:
@@ -211,7 +211,7 @@ def used_classes(dataset: InMemoryDataset, num_classes: int | None, seed: int) -
 
 def class_stream_plan(
     builder: ScenarioBuilder,
-    dataset: InMemoryDataset,
+    dataset: PlanData,
     classes: Sequence[int],
     phase_counts: Sequence[dict[int, int | None]],
     seed: int,
@@ -339,7 +339,7 @@ class Recurrence(ScenarioBuilder):
             )
         return p
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """T phases of C classes each, all (or ``samples_per_class``) samples per class."""
         cfg = self.config
         classes = used_classes(dataset, cfg.num_classes, seed)
@@ -445,7 +445,7 @@ class ClassIncrementalWithRepetition(ScenarioBuilder):
     def setting(self) -> Setting:
         return "class"
 
-    def build(self, dataset: InMemoryDataset, seed: int) -> ScenarioPlan:
+    def build(self, dataset: PlanData, seed: int) -> ScenarioPlan:
         """Presence table from the two distributions, then s_e samples split per phase."""
         cfg = self.config
         classes = used_classes(dataset, cfg.num_classes, seed)

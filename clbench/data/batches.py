@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from clbench.data.batch_rule import batches_per_epoch
 from clbench.scenario.plan import PhasePart
 
 
@@ -32,11 +33,7 @@ class PhaseBatches:
         self.drop_last = drop_last
 
     def __len__(self) -> int:
-        n = self.index.shape[0]
-        if self.drop_last or (n % self.batch_size == 1 and n > 1):
-            # a lone trailing sample joins the previous batch: BatchNorm cannot train on one
-            return n // self.batch_size
-        return -(-n // self.batch_size)
+        return batches_per_epoch(self.index.shape[0], self.batch_size, self.drop_last)
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.index.shape[0]

@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from clbench.data.arrays import row_chunks
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
-from clbench.data.sources._common import row_chunks
 from clbench.errors import ClbenchError, ConfigError
 
 CACHE_ENV = "CLBENCH_CACHE"

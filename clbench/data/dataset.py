@@ -7,10 +7,11 @@ data so the batch former can normalise on the device.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import torch
+
+from clbench.data.arrays import ArrayDataset, ArraySplit, split_checksum
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,12 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    @classmethod
+    def from_arrays(cls, split: ArraySplit) -> Split:
+        """The split of numpy arrays as tensors sharing their memory."""
+        domain = None if split.domain is None else torch.from_numpy(split.domain)
+        return cls(torch.from_numpy(split.x), torch.from_numpy(split.y), domain)
+
 
 @dataclass(frozen=True)
 class InMemoryDataset:
@@ -52,6 +59,22 @@ class InMemoryDataset:
         if not self.checksum:
             object.__setattr__(self, "checksum", content_checksum(self))
 
+    @classmethod
+    def from_arrays(
+        cls, data: ArrayDataset, mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> InMemoryDataset:
+        """``data`` as tensors sharing its memory, with normalisation statistics ``mean, std``."""
+        return cls(
+            data.name,
+            Split.from_arrays(data.train),
+            Split.from_arrays(data.test),
+            data.class_names,
+            mean,
+            std,
+            data.domain_names,
+            data.checksum,
+        )
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -66,13 +89,6 @@ class InMemoryDataset:
 
 
 def content_checksum(dataset: InMemoryDataset) -> str:
-    """SHA-256 over the raw bytes of inputs and labels of both splits (first 16 hex chars)."""
-    digest = hashlib.sha256()
-    for split in (dataset.train, dataset.test):
-        for tensor in (split.x, split.y, split.domain):
-            if tensor is not None:
-                digest.update(str(tuple(tensor.shape)).encode())
-                digest.update(str(tensor.dtype).encode())
-                digest.update(tensor.contiguous().numpy().tobytes())
-    digest.update("|".join(dataset.class_names).encode())
-    return digest.hexdigest()[:16]
+    """SHA-256 over the raw bytes of inputs and labels of both splits (first 16 hex chars); the
+    same digest as the dataset's `ArrayDataset` (`clbench.data.arrays.split_checksum`)."""
+    return split_checksum((dataset.train, dataset.test), dataset.class_names)

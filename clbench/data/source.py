@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from clbench.data.arrays import ArrayDataset
     from clbench.data.dataset import InMemoryDataset
 
 DATA_ROOT_ENV = "CLBENCH_DATA"
@@ -23,7 +23,7 @@ def resolve_data_root(root: str | os.PathLike[str] | None) -> Path:
     return Path(root).expanduser().absolute()  # absolute, so error messages name a clear path
 
 
-class DataSource(ABC):
+class DataSource:
     """Loads one dataset into memory.
 
     Subclasses declare a nested pydantic ``Config`` with their parameters and register with
@@ -48,9 +48,18 @@ class DataSource(ABC):
         """The data's part of a run folder's name (``params``: the config's ``data`` section)."""
         return str(params["name"])
 
-    def check_available(self) -> None:  # noqa: B027 - optional hook, default: always available
+    def check_available(self) -> None:
         """Raise `DataNotFoundError` if the data cannot be loaded; default: always available."""
 
-    @abstractmethod
     def load(self) -> InMemoryDataset:
-        """Return the whole dataset in memory."""
+        """Return the whole dataset in memory (every source implements it; a built-in's spec
+        does not, and is instantiated only to answer `check_available` and `arrays`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement load()")
+
+    def arrays(self) -> ArrayDataset | None:
+        """The dataset as numpy arrays, read without torch, or None when this source cannot.
+
+        The same samples, labels and checksum as `load` (statistics are not needed): a dry run
+        builds its plan from them without importing torch. Default: None (the dry run loads).
+        """
+        return None

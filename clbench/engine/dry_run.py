@@ -1,25 +1,24 @@
 """``clbench run CONFIG --dry-run``: everything a run would check, and its plan, without training.
 
-The config is validated as for a run; the files it needs (dataset, pretrained weights) are looked
-for and every missing one is listed. When they are all there the data is loaded and the run is
-built (model, strategy and plugins set up, nothing trained), and the plan is described: tasks and
-their sizes, updates per phase, continual evaluations per phase under the config's schedule, and
-the memory the run's fixed parts take (activations, which depend on the model's forward, are not
-estimated).
+The config is validated as for a run and the plan is described: tasks and their sizes, updates
+per phase, continual evaluations per phase under the config's schedule, and the memory the run's
+fixed parts take (activations, which depend on the model's forward, are not estimated).
+
+When every component's spec can state its part (`clbench.engine.spec_plan`), the figures come
+from the specs and the data's arrays without torch. Otherwise the files the run needs (dataset,
+pretrained weights) are looked for and every missing one is listed; when they are all there the
+data is loaded and the run is built (model, strategy and plugins set up, nothing trained) and
+the figures are read from it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
 
 from clbench.config import RunConfig, component
 from clbench.data.source import resolve_data_root
-from clbench.data.stream import split_bytes
-from clbench.engine.runner import Experiment, prepare, resolve_device, resolve_storage
 from clbench.engine.schedule import EvalSchedule
+from clbench.engine.spec_plan import PlanFigures, spec_figures
 from clbench.errors import DataNotFoundError, MissingFileError
 from clbench.registry import DATASETS, MODELS
 
@@ -53,74 +52,106 @@ def evaluations_per_phase(config: RunConfig, batches_per_epoch: tuple[int, ...])
 def dry_run(config: RunConfig) -> DryRun:
     """Validate ``config``, list missing files, and describe the run when nothing is missing.
 
-    Raises what a run would raise for any other bad input (`ConfigError`, `IncompatibleError`).
+    The figures come from the component specs when they can state them (`spec_figures`: no
+    torch, milliseconds), else from the run built without training. Raises what a run would
+    raise for any other bad input (`ConfigError`, `IncompatibleError`).
     """
-    out = DryRun()
+    figures = spec_figures(config)
+    if figures is None:
+        missing = missing_files(config)
+        if missing:
+            return DryRun(missing=missing)
+        figures = built_figures(config)
+    return DryRun(lines=describe(config, figures))
+
+
+def missing_files(config: RunConfig) -> list[str]:
+    """The files the run needs that are not there: pretrained weights, then the dataset."""
+    from clbench.engine.runner import resolve_device
+
+    missing = []
     resolve_device(config.device)
     model_name, model_params = component(config, "model")
     try:
         MODELS.get(model_name)(model_params).check()
     except MissingFileError as exc:
-        out.missing.append(str(exc))
+        missing.append(str(exc))
     data_name, data_params = component(config, "data")
     root = resolve_data_root(config.data.get("root"))
     source = DATASETS.get(data_name)(data_params, root, bool(config.data.get("download")))
     try:
         source.check_available()
     except DataNotFoundError as exc:
-        out.missing.append(str(exc))
-    if out.missing:
-        return out
+        missing.append(str(exc))
+    return missing
+
+
+def built_figures(config: RunConfig) -> PlanFigures:
+    """The figures of the run built without training (imports torch)."""
+    import torch
+
+    from clbench.data.stream import split_bytes
+    from clbench.engine.runner import Experiment, prepare, resolve_storage
 
     exp = Experiment(prepare(config))
-    plan, loop = exp.prepared.plan, exp.loop.plan
-    out.lines.append(plan.describe())
-    updates = loop.updates_per_phase
-    evals = evaluations_per_phase(config, loop.batches_per_epoch)
-    out.lines.append(
-        f"updates: {loop.total_updates} ({' / '.join(map(str, updates))} per phase; "
-        f"{config.train.epochs} epochs x {' / '.join(map(str, loop.batches_per_epoch))} batches "
-        f"of {config.train.batch_size})"
-    )
-    refine = " at least" if exp.schedule.watches_results else ""
-    out.lines.append(
-        f"continual evaluations ({config.eval.schedule}):{refine} {sum(evals)} "
-        f"({' / '.join(map(str, evals))} per phase), each on up to "
-        f"{int(exp.evaluator.ends[-1])} samples"
-    )
     dataset = exp.prepared.dataset
-    data_bytes = split_bytes(dataset.train) + split_bytes(dataset.test)
-    storage = resolve_storage(config, dataset, exp.device)
     params = [p for net in exp.strategy.networks() for p in net.parameters()]
-    param_bytes = sum(p.numel() * p.element_size() for p in params)
-    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
-    t = config.train
-    slots = 2 if t.optimizer in ("adam", "adamw") else (1 if t.momentum > 0 else 0)
-    subset = exp.evaluator.subset.x
     memories = [
         m for m in (exp.strategy.memory(), *(p.memory() for p in exp.plugins)) if m is not None
     ]
-    out.lines += [
-        f"memory on {exp.device} (fixed parts; activations come on top):",
-        f"  data: {_mb(data_bytes)} ({storage} storage"
-        + (", on the host" if storage == "host" else "")
-        + ")",
-        f"  model: {_mb(param_bytes)} parameters ({sum(p.numel() for p in params):,}), "
-        f"gradients {_mb(trainable)}, optimizer state {_mb(slots * trainable)}",
-        f"  evaluation subsets: {_mb(subset.numel() * subset.element_size())}",
-        f"  replay memory: {sum(getattr(m, 'capacity', len(m)) for m in memories):,} slots "
-        f"({_slot_contents(memories)}, not images)",
-    ]
-    if exp.device.type == "cuda":
-        out.lines.append(
-            f"  device total: {_mb(torch.cuda.get_device_properties(exp.device).total_memory)}"
-        )
-    return out
-
-
-def _slot_contents(memories: list[Any]) -> str:
-    """What a replay slot holds: indices and labels, plus e.g. DER's stored logits."""
     widths = {m.extra.shape[1] for m in memories if getattr(m, "extra", None) is not None}
-    if not widths:
+    subset = exp.evaluator.subset.x
+    cuda = exp.device.type == "cuda"
+    return PlanFigures(
+        plan=exp.prepared.plan,
+        batches_per_epoch=exp.loop.plan.batches_per_epoch,
+        eval_samples=int(exp.evaluator.ends[-1]),
+        data_bytes=split_bytes(dataset.train) + split_bytes(dataset.test),
+        storage=resolve_storage(config, dataset, exp.device),
+        device=str(exp.device),
+        parameters=sum(p.numel() for p in params),
+        parameter_bytes=sum(p.numel() * p.element_size() for p in params),
+        trainable_bytes=sum(p.numel() * p.element_size() for p in params if p.requires_grad),
+        subset_bytes=subset.numel() * subset.element_size(),
+        memory_slots=sum(getattr(m, "capacity", len(m)) for m in memories),
+        stored_values=max(widths, default=0),
+        device_total_bytes=(
+            torch.cuda.get_device_properties(exp.device).total_memory if cuda else None
+        ),
+    )
+
+
+def describe(config: RunConfig, figures: PlanFigures) -> list[str]:
+    """The dry run's report: the scenario plan, the loop, evaluations and fixed memory."""
+    f, t = figures, config.train
+    updates = [t.epochs * n for n in f.batches_per_epoch]
+    evals = evaluations_per_phase(config, f.batches_per_epoch)
+    refine = " at least" if EvalSchedule(config.eval).watches_results else ""
+    slots = 2 if t.optimizer in ("adam", "adamw") else (1 if t.momentum > 0 else 0)
+    lines = [
+        f.plan.describe(),
+        f"updates: {sum(updates)} ({' / '.join(map(str, updates))} per phase; "
+        f"{t.epochs} epochs x {' / '.join(map(str, f.batches_per_epoch))} batches "
+        f"of {t.batch_size})",
+        f"continual evaluations ({config.eval.schedule}):{refine} {sum(evals)} "
+        f"({' / '.join(map(str, evals))} per phase), each on up to {f.eval_samples} samples",
+        f"memory on {f.device} (fixed parts; activations come on top):",
+        f"  data: {_mb(f.data_bytes)} ({f.storage} storage"
+        + (", on the host" if f.storage == "host" else "")
+        + ")",
+        f"  model: {_mb(f.parameter_bytes)} parameters ({f.parameters:,}), "
+        f"gradients {_mb(f.trainable_bytes)}, optimizer state {_mb(slots * f.trainable_bytes)}",
+        f"  evaluation subsets: {_mb(f.subset_bytes)}",
+        f"  replay memory: {f.memory_slots:,} slots ({_slot_contents(f.stored_values)}, "
+        "not images)",
+    ]
+    if f.device_total_bytes is not None:
+        lines.append(f"  device total: {_mb(f.device_total_bytes)}")
+    return lines
+
+
+def _slot_contents(stored_values: int) -> str:
+    """What a replay slot holds: indices and labels, plus e.g. DER's stored logits."""
+    if not stored_values:
         return "sample indices and labels"
-    return f"sample indices, labels and {max(widths)} stored values (e.g. logits) each"
+    return f"sample indices, labels and {stored_values} stored values (e.g. logits) each"

@@ -15,8 +15,9 @@ import torch
 from clbench.data.augment import build_train_augment
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.stream import Batch
+from clbench.engine.recipe_checks import check_augment_inputs, check_recipe_settings
 from clbench.errors import ConfigError
-from clbench.strategy import TRAIN_BATCHES, Capabilities
+from clbench.strategy import Capabilities
 
 
 def fp16_problem(device: torch.device) -> str | None:
@@ -42,43 +43,15 @@ def check_recipe(
     config: Any, device: torch.device, strategy: str, capabilities: Capabilities
 ) -> None:
     """Refuse, before anything runs, recipe settings this device or strategy cannot honour."""
-    train = config.train
     if config.precision == "fp16":
         problem = fp16_problem(device)
         if problem:
             raise ConfigError("precision", "fp16", f"fp32 or bf16 here ({problem})")
-    if not capabilities.steps_through_api:
-        why = (
-            f"fp32 or bf16 for strategy {strategy!r}: it runs its own backward and optimizer "
-            "step, so loss scaling would not apply"
-        )
-        if config.precision == "fp16":
-            raise ConfigError("precision", "fp16", why)
-        if train.grad_clip is not None:
-            raise ConfigError(
-                "train.grad_clip",
-                train.grad_clip,
-                f"unset for strategy {strategy!r}: it runs its own backward and optimizer step, "
-                "so clipping would not apply",
-            )
-    if train.augment != "none" and TRAIN_BATCHES not in capabilities.routes:
-        raise ConfigError(
-            "train.augment",
-            train.augment,
-            f"none for strategy {strategy!r}: it does not form its training batches through "
-            "the strategy API (replayed samples would go unaugmented)",
-        )
-    if train.scheduler == "multistep" and not train.milestones:
-        raise ConfigError("train.milestones", [], "at least one epoch for scheduler multistep")
+    check_recipe_settings(config, strategy, capabilities)
 
 
 def check_augment_data(config: Any, dataset: InMemoryDataset) -> None:
-    if config.train.augment != "none" and not dataset.is_image:
-        raise ConfigError(
-            "train.augment",
-            config.train.augment,
-            f"none for data {config.data['name']!r}: its inputs are vectors, not images",
-        )
+    check_augment_inputs(config, dataset.is_image)
 
 
 class BatchAugmenter:

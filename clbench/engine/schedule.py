@@ -16,9 +16,10 @@ numbers, so a run's training is the same under any schedule.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def spacing(k: int, growth: float, max_every: int) -> int:

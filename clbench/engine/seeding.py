@@ -1,4 +1,8 @@
-"""Seeds: one run seed, an independent derived seed per purpose (recorded in the manifest)."""
+"""Seeds: one run seed, an independent derived seed per purpose (recorded in the manifest).
+
+torch is imported by the functions that set its state, so that deriving seeds (a dry run builds
+the scenario from its seed) does not import it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import random
 from collections.abc import Iterator
 
 import numpy as np
-import torch
 
 PURPOSES = ("scenario", "model", "data_order", "strategy", "eval_subsets", "augment")
 
@@ -24,6 +27,8 @@ def derived_seeds(seed: int) -> dict[str, int]:
 
 def seed_globals(seed: int) -> None:
     """Seed python, numpy and torch global RNGs (used by model initialisation)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -33,6 +38,8 @@ def seed_globals(seed: int) -> None:
 def torch_settings(deterministic: bool, threads: int | None) -> Iterator[None]:
     """Set torch's process-wide deterministic mode and CPU threads for a run, then restore them
     (sweep workers run many configs in one process)."""
+    import torch
+
     previous = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),

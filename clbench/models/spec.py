@@ -7,7 +7,7 @@ A built-in model declares a `ModelSpec` subclass in `clbench/models/specs/` with
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,3 +20,13 @@ class ModelSpec:
 
     summary: ClassVar[str] = ""
     registered_name: ClassVar[str]
+
+    @classmethod
+    def parameter_count(
+        cls, params: Any, input_shape: tuple[int, ...], num_outputs: int
+    ) -> int | None:
+        """Parameters the built model has, counted from the spec, or None when only building
+        it tells (the default). A count promises that the builder's ``check`` and
+        ``check_input`` accept ``params`` and ``input_shape`` (raise what they would, else): a
+        dry run then describes the model without importing torch."""
+        return None

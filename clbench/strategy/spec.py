@@ -46,6 +46,14 @@ class Capabilities:
         return problems
 
 
+@dataclass(frozen=True)
+class SpecPlan:
+    """A strategy's part of a run's plan, told by its spec (`StrategySpec.spec_plan`)."""
+
+    memory_slots: int = 0  # replay memory slots (0: no memory)
+    stored_values: int = 0  # values a slot holds besides index and label (DER: the logits)
+
+
 class StrategySpec:
     """A strategy's parameters (nested pydantic ``Config``), summary and capabilities."""
 
@@ -57,6 +65,18 @@ class StrategySpec:
     # False when state_dict cannot capture the whole strategy: its runs are not checkpointed
     resumable: ClassVar[bool] = True
     registered_name: ClassVar[str]
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan | None:
+        """The strategy's part of the plan ``clbench run --dry-run`` prints, from the spec alone,
+        or None (the default) when only building the strategy tells.
+
+        Return one only when the built strategy trains the model alone (all its parameters) on
+        each phase's scenario parts in the default batches, refuses no scenario beyond
+        `capabilities`, and has the memory described: the dry run then needs no torch.
+        ``tests/engine/test_dry_run.py`` checks every strategy's answer against its built run.
+        """
+        return None
 
 
 class PluginSpec:

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import Capabilities, StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import Capabilities, SpecPlan, StrategySpec
 
 _AVALANCHE = "avalanche-lib 0.6.0 avalanche/training/plugins/agem.py"
 
@@ -32,3 +35,7 @@ class AveragedGEMSpec(StrategySpec):
             "Avalanche's sample_size, 64 by default in avalanche-lib 0.6.0 "
             "avalanche/training/supervised/strategy_wrappers.py L916)",
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan(params.patterns_per_phase * len(plan.phases))

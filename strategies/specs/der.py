@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import Capabilities, StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import Capabilities, SpecPlan, StrategySpec
 
 _BEST_ARGS = "aimagelab/mammoth@e75a491c69fd:utils/best_args.py"
 
@@ -30,6 +33,10 @@ class DarkExperienceReplaySpec(StrategySpec):
             description="Samples per memory draw (Mammoth's minibatch_size; default: the train "
             f"batch size, as in {_BEST_ARGS} L644-676 for seq-cifar10)",
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan(params.buffer_size, stored_values=plan.num_outputs)
 
 
 @STRATEGIES.spec("derpp", "clbench.strategies.der:DarkExperienceReplayPlusPlus")

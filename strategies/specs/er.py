@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import Capabilities, StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import Capabilities, SpecPlan, StrategySpec
 
 
 @STRATEGIES.spec("er", "clbench.strategies.er:ExperienceReplay")
@@ -35,3 +36,7 @@ class ExperienceReplaySpec(StrategySpec):
             description="w in w·CE(new) + (1−w)·CE(replay) (`Lw_new`; 0.3 for Split-MNIST in the "
             "stability-gap configs); None: one CE over the concatenated batch",
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan(params.buffer_size)

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import Capabilities, StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import Capabilities, SpecPlan, StrategySpec
 
 _MAMMOTH = "aimagelab/mammoth@e75a491c69fd"
 
@@ -37,3 +40,7 @@ class ExperienceReplayACESpec(StrategySpec):
             f"{_MAMMOTH}:models/config/er_ace.yaml for seq-cifar10); false: from the second "
             "phase on (Mammoth's parser default)",
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan(params.buffer_size)

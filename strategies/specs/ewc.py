@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import SpecPlan, StrategySpec
 
 _BEST_ARGS = "aimagelab/mammoth@e75a491c69fd:utils/best_args.py"
 
@@ -29,6 +32,10 @@ class ElasticWeightConsolidationSpec(StrategySpec):
             "(memory: this many copies of the gradient; default: the train batch size, as "
             "Avalanche's train_mb_size); it does not change the result",
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan()
 
 
 @STRATEGIES.spec("online_ewc", "clbench.strategies.ewc:OnlineElasticWeightConsolidation")

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import Capabilities, StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import Capabilities, SpecPlan, StrategySpec
 
 _OFFICIAL = "drimpossible/GDumb@4f412d7fcb13"
 
@@ -37,3 +40,7 @@ class GDumbSpec(StrategySpec):
         min_lr: float = Field(
             0.0005, ge=0, description=f"Floor of the cosine schedule ({_OFFICIAL}:src/opts.py L25)"
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan(params.buffer_size)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import SpecPlan, StrategySpec
 
 _AVALANCHE = "ContinualAI/avalanche@b34abe5c93ad"  # v0.6.0, the version the adapter runs
 _MAMMOTH = "aimagelab/mammoth@e75a491c69fd"
@@ -28,3 +31,7 @@ class LearningWithoutForgettingSpec(StrategySpec):
             description="T of the softened outputs (the paper's T = 2; Avalanche's default, and "
             f"Mammoth's softmax_temp default, {_MAMMOTH}:models/lwf.py L31-32, and best values)",
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import SpecPlan, StrategySpec
 
 
 @STRATEGIES.spec("naive", "clbench.strategies.naive:Naive")
 class NaiveSpec(StrategySpec):
     summary = "Fine-tuning on each phase's data only (lower bound)"
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from clbench.registry import STRATEGIES
-from clbench.strategy.spec import StrategySpec
+from clbench.scenario.plan import ScenarioPlan
+from clbench.strategy.spec import SpecPlan, StrategySpec
 
 _PATHINT = "ganguli-lab/pathint@86c5e07c5603"
 _BEST_ARGS = "aimagelab/mammoth@e75a491c69fd:utils/best_args.py"
@@ -31,3 +34,7 @@ class SynapticIntelligenceSpec(StrategySpec):
             "goes with Adam; under SGD it can make Ω, the penalty's curvature, large enough to "
             "diverge",
         )
+
+    @classmethod
+    def spec_plan(cls, params: Any, plan: ScenarioPlan) -> SpecPlan:
+        return SpecPlan()

@@ -179,7 +179,7 @@ def test_bundled_digits_are_scikit_learns_load_digits(monkeypatch) -> None:
     """The fast CSV read equals load_digits, and load_digits is the fallback without the file."""
     from sklearn.datasets import load_digits
 
-    from clbench.data.sources import digits
+    from clbench.data.sources.specs import digits
 
     data, target = digits.bundled_digits()
     bunch = load_digits()

@@ -22,8 +22,8 @@ from clbench.data.sources._common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     channel_stats,
-    stratified_split,
 )
+from clbench.data.splits import stratified_split
 from clbench.errors import ConfigError, DataNotFoundError
 from clbench.registry import DATASETS, validate_params
 

@@ -103,6 +103,8 @@ def test_commands_that_do_not_train_do_not_import_torch(tmp_path):
         ("list", "strategies", "derpp"),
         ("list", "data", "cifar10"),
         ("run", "--print-config", "strategy.name=hyperinterval", "model.name=timm"),
+        ("run", "--dry-run"),  # the embedded default's plan, from the specs
+        ("run", "--dry-run", "data.name=synthetic", "strategy.name=derpp"),
     ):
         assert light_command(*args, cwd=tmp_path) == {"code": 0, "heavy": []}, args
     for args in (

@@ -1,4 +1,4 @@
-"""Helpers shared by the data sources: split, statistics, image decoding and the error for
+"""Helpers shared by the data sources: statistics, image decoding and the error for
 unreadable files.
 
 The leading underscore keeps the registry from importing this module as a source.
@@ -6,7 +6,6 @@ The leading underscore keeps the registry from importing this module as a source
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +13,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from clbench.data.arrays import CHUNK_BYTES, row_chunks
 from clbench.errors import DataNotFoundError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -37,36 +37,6 @@ class CorruptDataError(DataNotFoundError):
     def __init__(self, path: Path, problem: str) -> None:
         super().__init__(f"{path}: {problem}; delete it and download it again")
         self.path = path
-
-
-def stratified_split(
-    labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices (each ascending) holding ``test_fraction`` of every class in test.
-
-    Per class ``round(n_c * test_fraction)`` samples go to test, chosen by a generator seeded with
-    ``seed`` only, so the split depends on nothing but the labels, the fraction and the seed.
-    """
-    rng = np.random.default_rng(seed)
-    test: list[np.ndarray] = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        n_test = round(len(members) * test_fraction)
-        test.append(rng.permutation(members)[:n_test])
-    is_test = np.zeros(len(labels), dtype=bool)
-    if test:
-        is_test[np.concatenate(test)] = True
-    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
-
-
-CHUNK_BYTES = 16 * 2**20  # rows read or decoded per step: bounded scratch memory
-
-
-def row_chunks(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
-    """``array`` in consecutive row blocks of about ``chunk_bytes`` (views, no copies)."""
-    step = max(1, chunk_bytes // max(1, array[:1].nbytes))
-    for start in range(0, len(array), step):
-        yield array[start : start + step]
 
 
 def channel_counts(x: torch.Tensor) -> torch.Tensor:
@@ -136,47 +106,6 @@ def memory_sink(
     if filled != shape[0]:
         raise ValueError(f"{name}: {filled} rows for an array of {shape[0]}")
     return torch.from_numpy(array)
-
-
-class StreamedChecksum:
-    """`clbench.data.dataset.content_checksum`, computed as the arrays stream by.
-
-    SHA-256 is incremental, so hashing each array's shape, dtype and then its row blocks in order
-    gives the same digest as hashing the whole arrays, without a bytes copy of the dataset.
-    """
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-
-    def blocks(
-        self, shape: tuple[int, ...], dtype: torch.dtype, blocks: Iterable[np.ndarray]
-    ) -> Iterator[np.ndarray]:
-        """``blocks`` unchanged, each hashed as it passes (the array's header first)."""
-        self._digest.update(str(tuple(shape)).encode())
-        self._digest.update(str(dtype).encode())
-        for block in blocks:
-            self._digest.update(np.ascontiguousarray(block).data)
-            yield block
-
-    def add(self, tensor: torch.Tensor) -> None:
-        """Hash a whole array (block by block)."""
-        for _ in self.blocks(tuple(tensor.shape), tensor.dtype, row_chunks(tensor.numpy())):
-            pass
-
-    def hexdigest(self, class_names: Sequence[str]) -> str:
-        """The checksum, once every array went by: class names last, as `content_checksum`."""
-        self._digest.update("|".join(class_names).encode())
-        return self._digest.hexdigest()[:16]
-
-
-def split_checksum(splits: Sequence[object], class_names: Sequence[str]) -> str:
-    """`content_checksum` of a dataset's splits (`Split`), hashed block by block."""
-    checksum = StreamedChecksum()
-    for split in splits:
-        for tensor in (split.x, split.y, split.domain):  # type: ignore[attr-defined]
-            if tensor is not None:
-                checksum.add(tensor.contiguous())
-    return checksum.hexdigest(class_names)
 
 
 def class_images(folder: Path) -> dict[str, list[Path]]:

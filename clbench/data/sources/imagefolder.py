@@ -18,9 +18,9 @@ from clbench.data.sources._common import (
     class_images,
     decode_images,
     image_size_of,
-    stratified_split,
 )
 from clbench.data.sources.specs.imagefolder import ImageFolderSpec
+from clbench.data.splits import stratified_split
 from clbench.errors import DataNotFoundError
 from clbench.registry import DATASETS
 

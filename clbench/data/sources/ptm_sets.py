@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from clbench.data.arrays import StreamedChecksum
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
 from clbench.data.sources._common import (
@@ -36,14 +37,13 @@ from clbench.data.sources._common import (
     IMAGENET_STD,
     ArraySink,
     CorruptDataError,
-    StreamedChecksum,
     add_channel_counts,
     decoded_blocks,
     memory_sink,
     stats_from_counts,
-    stratified_split,
 )
 from clbench.data.sources.specs.ptm_sets import CUB200Spec, ImageNetRSpec, TinyImageNetSpec
+from clbench.data.splits import stratified_split
 from clbench.errors import DataNotFoundError
 from clbench.registry import DATASETS
 

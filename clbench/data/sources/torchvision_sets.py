@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from clbench.data.arrays import split_checksum
 from clbench.data.dataset import InMemoryDataset, Split
 from clbench.data.source import DataSource
-from clbench.data.sources._common import DOWNLOAD_FIX, CorruptDataError, split_checksum
+from clbench.data.sources._common import DOWNLOAD_FIX, CorruptDataError
 from clbench.data.sources.specs.torchvision_sets import (
     CIFAR10Spec,
     CIFAR100Spec,

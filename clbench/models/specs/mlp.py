@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from pydantic import Field, field_validator
 
 from clbench.models.spec import ModelSpec
@@ -26,3 +29,12 @@ class MLPSpec(ModelSpec):
             if any(s < 1 for s in sizes):
                 raise ValueError("every hidden size must be >= 1")
             return sizes
+
+    @classmethod
+    def parameter_count(cls, params: Any, input_shape: tuple[int, ...], num_outputs: int) -> int:
+        """Each hidden layer's weights and biases (BatchNorm: its scale and shift), the head's."""
+        count, width = 0, math.prod(input_shape)
+        for size in params.hidden_sizes:
+            count += (width + 1) * size + (2 * size if params.batch_norm else 0)
+            width = size
+        return count + (width + 1) * num_outputs

@@ -1,0 +1,149 @@
+"""A run's plan from the component specs alone, without torch (``clbench run --dry-run``).
+
+The figures a dry run prints (`PlanFigures`) follow from the config, the data's labels and
+shapes and a few facts each spec can state: the data source's arrays (`DataSource.arrays`), the
+model's parameter count (`ModelSpec.parameter_count`) and the strategy's memory
+(`StrategySpec.spec_plan`). When every component can state them, `spec_figures` makes the same
+checks as `clbench.engine.runner.prepare` in the same order and returns the figures in
+milliseconds; otherwise it returns None and the dry run builds the run (seconds: torch's
+import). ``tests/engine/test_dry_run.py`` compares the two for every registered strategy.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from dataclasses import dataclass
+
+from clbench.config import RunConfig, component
+from clbench.data.batch_rule import batches_per_epoch
+from clbench.data.source import resolve_data_root
+from clbench.engine.recipe_checks import check_augment_inputs, check_recipe_settings
+from clbench.engine.seeding import derive_seed
+from clbench.errors import ConfigError, DataNotFoundError, IncompatibleError
+from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES
+from clbench.scenario.plan import ScenarioPlan
+
+FLOAT32_BYTES = 4  # parameters and normalised evaluation inputs are float32
+# Device files of a GPU torch could use (NVIDIA, ROCm, WSL): with none of them ``device=auto``
+# is the CPU whatever torch would find
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dxg")
+
+
+@dataclass(frozen=True)
+class PlanFigures:
+    """What a dry run prints about a run: its scenario plan, loop and the memory of its parts."""
+
+    plan: ScenarioPlan
+    batches_per_epoch: tuple[int, ...]  # per phase
+    eval_samples: int  # every task's evaluation subset together
+    data_bytes: int
+    storage: str
+    device: str
+    parameters: int
+    parameter_bytes: int
+    trainable_bytes: int
+    subset_bytes: int
+    memory_slots: int
+    stored_values: int  # per slot besides index and label (0: none)
+    device_total_bytes: int | None = None  # a CUDA device's memory
+
+
+def gpu_may_be_visible() -> bool:
+    """Whether this machine has a GPU device file, so ``device=auto`` needs torch to resolve."""
+    return any(glob.glob(pattern) for pattern in GPU_DEVICE_FILES)
+
+
+def evaluation_subset_sizes(plan: ScenarioPlan, subset_size: int) -> list[int]:
+    """Samples of each task's evaluation subset: ``eval.subset_size`` or the whole test set when
+    smaller or negative (`clbench.engine.evaluator.draw_subset`)."""
+    sizes = []
+    for task in plan.tasks:
+        n = len(task.test_indices)
+        sizes.append(n if subset_size < 0 or subset_size >= n else subset_size)
+    return sizes
+
+
+def spec_figures(config: RunConfig) -> PlanFigures | None:
+    """The dry run's figures from the specs, or None when a component cannot state its part
+    (the dry run then builds the run). Raises what `prepare` would for bad input."""
+    if (
+        config.plugins
+        or config.storage == "memmap"  # the dry run would build the cache
+        or config.precision == "fp16"  # the device's loss scaling is probed with torch
+        or config.train.channels_last
+        or config.device not in ("cpu", "auto")
+        or (config.device == "auto" and gpu_may_be_visible())
+    ):
+        return None
+    strategy_name, strategy_params = component(config, "strategy")
+    strategy = STRATEGIES.spec_of(strategy_name)
+    model_name, model_params = component(config, "model")
+    model = MODELS.spec_of(model_name)
+    data_name, data_params = component(config, "data")
+    source_cls = DATASETS.spec_of(data_name)
+    if not (
+        spec_states(strategy, "spec_plan")
+        and spec_states(model, "parameter_count")
+        and spec_states(source_cls, "arrays")
+    ):
+        return None
+    source = source_cls(
+        data_params, resolve_data_root(config.data.get("root")), bool(config.data.get("download"))
+    )
+
+    # the checks of `prepare`, in its order
+    capabilities = strategy.capabilities
+    if capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
+        raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
+    check_recipe_settings(config, strategy_name, capabilities)
+    try:
+        data = source.arrays()
+    except DataNotFoundError:
+        return None  # the dry run lists every missing file, the model's too
+    if data is None:
+        return None
+    scenario_name, scenario_params = component(config, "scenario")
+    plan = SCENARIOS.get(scenario_name)(scenario_params).build(
+        data, derive_seed(config.seed, "scenario")
+    )
+    check_augment_inputs(config, data.is_image)
+    problems = capabilities.problems_with(plan)
+    if problems:
+        raise IncompatibleError(
+            f"strategy {strategy_name!r} cannot run scenario {scenario_name!r}: "
+            + "; ".join(problems)
+        )
+    parameters = model.parameter_count(model_params, data.input_shape, plan.num_outputs)
+    memory = strategy.spec_plan(strategy_params, plan)
+    if parameters is None or memory is None:
+        return None
+
+    t = config.train
+    batches = tuple(
+        batches_per_epoch(sum(len(p.indices) for p in phase.parts), t.batch_size, t.drop_last)
+        for phase in plan.phases
+    )
+    eval_samples = sum(evaluation_subset_sizes(plan, config.eval.subset_size))
+    return PlanFigures(
+        plan=plan,
+        batches_per_epoch=batches,
+        eval_samples=eval_samples,
+        data_bytes=data.train.nbytes + data.test.nbytes,
+        storage="device" if config.storage == "auto" else config.storage,
+        device="cpu",
+        parameters=parameters,
+        parameter_bytes=FLOAT32_BYTES * parameters,
+        trainable_bytes=FLOAT32_BYTES * parameters,
+        subset_bytes=FLOAT32_BYTES * eval_samples * math.prod(data.input_shape),
+        memory_slots=memory.memory_slots,
+        stored_values=memory.stored_values,
+    )
+
+
+def spec_states(cls: type, method: str) -> bool:
+    """Whether the registered class states ``method``: defines it, or inherits it from a class of
+    its own module (built-in specs of one file). A subclass of a built-in implementation elsewhere
+    (which may change the loop) does not inherit the built-in's statement."""
+    owner = next((k for k in cls.__mro__ if method in vars(k)), None)
+    return owner is not None and owner.__module__ == cls.__module__
