@@ -9,11 +9,30 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from clbench.errors import DataNotFoundError
+
 if TYPE_CHECKING:
     from clbench.data.arrays import ArrayDataset
     from clbench.data.dataset import InMemoryDataset
 
 DATA_ROOT_ENV = "CLBENCH_DATA"
+
+DOWNLOAD_FIX = (
+    "pass data.download=true when online, or put the files there, "
+    "or set data.root / CLBENCH_DATA to the folder that holds them"
+)
+
+
+class CorruptDataError(DataNotFoundError):
+    """A dataset file exists but is truncated or not in the expected format.
+
+    A subclass of `DataNotFoundError` because the remedy is the same (fetch the file again) and
+    callers that stop a run on missing data should stop on unusable data too.
+    """
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}; delete it and download it again")
+        self.path = path
 
 
 def resolve_data_root(root: str | os.PathLike[str] | None) -> Path:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from clbench.config import RunConfig, component
 from clbench.data.source import resolve_data_root
 from clbench.engine.schedule import EvalSchedule
-from clbench.engine.spec_plan import PlanFigures, spec_figures
+from clbench.engine.spec_plan import PlanFigures, spec_figures, spec_missing_files
 from clbench.errors import DataNotFoundError, MissingFileError
 from clbench.registry import DATASETS, MODELS
 
@@ -56,12 +56,12 @@ def dry_run(config: RunConfig) -> DryRun:
     torch, milliseconds), else from the run built without training. Raises what a run would
     raise for any other bad input (`ConfigError`, `IncompatibleError`).
     """
-    figures = spec_figures(config)
-    if figures is None:
+    missing = spec_missing_files(config)
+    if missing is None:
         missing = missing_files(config)
-        if missing:
-            return DryRun(missing=missing)
-        figures = built_figures(config)
+    if missing:
+        return DryRun(missing=missing)
+    figures = spec_figures(config) or built_figures(config)
     return DryRun(lines=describe(config, figures))
 
 

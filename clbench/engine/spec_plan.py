@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from clbench.config import RunConfig, component
 from clbench.data.batch_rule import batches_per_epoch
-from clbench.data.source import resolve_data_root
+from clbench.data.source import DataSource, resolve_data_root
 from clbench.engine.recipe_checks import check_augment_inputs, check_recipe_settings
 from clbench.engine.seeding import derive_seed
 from clbench.errors import ConfigError, DataNotFoundError, IncompatibleError
@@ -64,43 +64,78 @@ def evaluation_subset_sizes(plan: ScenarioPlan, subset_size: int) -> list[int]:
     return sizes
 
 
-def spec_figures(config: RunConfig) -> PlanFigures | None:
-    """The dry run's figures from the specs, or None when a component cannot state its part
-    (the dry run then builds the run). Raises what `prepare` would for bad input."""
-    if (
+def _answerable(config: RunConfig) -> bool:
+    """Whether the run's settings leave the specs something to answer: no plugin (they compose
+    batches), nothing probed on a device, no cache to build."""
+    return not (
         config.plugins
         or config.storage == "memmap"  # the dry run would build the cache
         or config.precision == "fp16"  # the device's loss scaling is probed with torch
         or config.train.channels_last
         or config.device not in ("cpu", "auto")
         or (config.device == "auto" and gpu_may_be_visible())
-    ):
+    )
+
+
+def _source(config: RunConfig) -> DataSource | None:
+    """The data source's spec, instantiated, when it states its arrays (else None)."""
+    data_name, data_params = component(config, "data")
+    cls = DATASETS.spec_of(data_name)
+    if not spec_states(cls, "arrays"):
+        return None
+    root = resolve_data_root(config.data.get("root"))
+    return cls(data_params, root, bool(config.data.get("download")))
+
+
+def check_data_files(config: RunConfig) -> bool:
+    """Raise `DataNotFoundError` when the data source's spec finds its files missing (no torch;
+    a run checks this before importing it). Returns whether the spec could tell."""
+    source = _source(config)
+    if source is None:
+        return False
+    source.check_available()
+    return True
+
+
+def spec_missing_files(config: RunConfig) -> list[str] | None:
+    """The files a dry run reports missing, from the specs: the data's when its spec states its
+    arrays and the model's spec states its parameter count (such a model needs no files); None
+    when the specs cannot tell."""
+    model_name, _ = component(config, "model")
+    if not (_answerable(config) and spec_states(MODELS.spec_of(model_name), "parameter_count")):
+        return None
+    try:
+        if not check_data_files(config):
+            return None
+    except DataNotFoundError as exc:
+        return [str(exc)]
+    return []
+
+
+def spec_figures(config: RunConfig) -> PlanFigures | None:
+    """The dry run's figures from the specs, or None when a component cannot state its part
+    (the dry run then builds the run). Call once `spec_missing_files` found nothing missing.
+    Raises what `prepare` would for bad input."""
+    if not _answerable(config):
         return None
     strategy_name, strategy_params = component(config, "strategy")
     strategy = STRATEGIES.spec_of(strategy_name)
     model_name, model_params = component(config, "model")
     model = MODELS.spec_of(model_name)
-    data_name, data_params = component(config, "data")
-    source_cls = DATASETS.spec_of(data_name)
-    if not (
-        spec_states(strategy, "spec_plan")
-        and spec_states(model, "parameter_count")
-        and spec_states(source_cls, "arrays")
+    source = _source(config)
+    if (
+        source is None
+        or not spec_states(strategy, "spec_plan")
+        or not spec_states(model, "parameter_count")
     ):
         return None
-    source = source_cls(
-        data_params, resolve_data_root(config.data.get("root")), bool(config.data.get("download"))
-    )
 
     # the checks of `prepare`, in its order
     capabilities = strategy.capabilities
     if capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
         raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
     check_recipe_settings(config, strategy_name, capabilities)
-    try:
-        data = source.arrays()
-    except DataNotFoundError:
-        return None  # the dry run lists every missing file, the model's too
+    data = source.arrays()
     if data is None:
         return None
     scenario_name, scenario_params = component(config, "scenario")

@@ -15,7 +15,6 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from clbench.errors import IncompatibleError
 from clbench.models.spec import ModelSpec
 
 
@@ -85,14 +84,3 @@ class ModelBuilder(ModelSpec, ABC):
     @abstractmethod
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> ContinualModel:
         """Return a freshly initialised model for inputs of ``input_shape`` (no batch dim)."""
-
-
-def image_shape(input_shape: tuple[int, ...], model_name: str) -> tuple[int, int, int]:
-    """``(C, H, W)`` of an image input shape, or `IncompatibleError` for other shapes."""
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise IncompatibleError(
-            f"model {model_name!r} needs image inputs of shape (C, H, W), got {tuple(input_shape)};"
-            " use the 'mlp' model for vector inputs"
-        )
-    c, h, w = input_shape
-    return int(c), int(h), int(w)

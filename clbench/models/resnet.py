@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbench.models.base import ContinualModel, ModelBuilder, image_shape
-from clbench.models.specs.resnet import SlimResNet18Spec
+from clbench.models.base import ContinualModel, ModelBuilder
+from clbench.models.spec import image_shape
+from clbench.models.specs.resnet import BLOCKS, SlimResNet18Spec, feature_dim
 from clbench.registry import MODELS
 
 
@@ -83,11 +84,7 @@ class SlimResNetBackbone(nn.Module):
 
     def feature_dim(self, height: int, width: int) -> int:
         """Feature size for an ``height`` x ``width`` input (no forward pass needed)."""
-        for _ in range(3):  # three stride-2 stages: out = floor((h - 1) / 2) + 1
-            height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1
-        if self.pooling == "paper" and min(height, width) >= 4:
-            return self.out_channels * (height // 4) * (width // 4)
-        return self.out_channels
+        return feature_dim(self.out_channels, height, width, self.pooling)
 
 
 @MODELS.register("slim_resnet18")
@@ -102,5 +99,5 @@ class SlimResNet18(SlimResNet18Spec, ModelBuilder):
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> ContinualModel:
         """Slim ResNet-18 for ``(C, H, W)`` inputs (any C) with ``num_outputs`` logits."""
         c, h, w = image_shape(input_shape, "slim_resnet18")
-        backbone = SlimResNetBackbone(c, self.config.nf, (2, 2, 2, 2), self.config.pooling)
+        backbone = SlimResNetBackbone(c, self.config.nf, BLOCKS, self.config.pooling)
         return ContinualModel(backbone, backbone.feature_dim(h, w), num_outputs)

@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from clbench.errors import IncompatibleError
+
 
 class ModelSpec:
     """A model's parameters (nested pydantic ``Config``, ``extra="forbid"``) and summary."""
@@ -30,3 +32,14 @@ class ModelSpec:
         ``check_input`` accept ``params`` and ``input_shape`` (raise what they would, else): a
         dry run then describes the model without importing torch."""
         return None
+
+
+def image_shape(input_shape: tuple[int, ...], model_name: str) -> tuple[int, int, int]:
+    """``(C, H, W)`` of an image input shape, or `IncompatibleError` for other shapes."""
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise IncompatibleError(
+            f"model {model_name!r} needs image inputs of shape (C, H, W), got {tuple(input_shape)};"
+            " use the 'mlp' model for vector inputs"
+        )
+    c, h, w = input_shape
+    return int(c), int(h), int(w)

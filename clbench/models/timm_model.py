@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbench.errors import ConfigError, IncompatibleError, MissingFileError
-from clbench.models.base import ContinualModel, ModelBuilder, image_shape
+from clbench.models.base import ContinualModel, ModelBuilder
+from clbench.models.spec import image_shape
 from clbench.models.specs.timm_model import HUB, PRETRAINED_ALLOWED, WEIGHT_SUFFIXES, TimmModelSpec
 from clbench.registry import MODELS
 

@@ -23,8 +23,10 @@ from clbench.config import build_config, config_hash
 from clbench.data import cache as cache_module
 from clbench.data.cache import CACHE_ENV, load_memmapped
 from clbench.data.dataset import content_checksum
-from clbench.data.sources import ptm_sets, torchvision_sets
-from clbench.data.sources._common import CorruptDataError, channel_stats
+from clbench.data.source import CorruptDataError
+from clbench.data.sources import ptm_sets
+from clbench.data.sources._common import channel_stats
+from clbench.data.sources.specs import torchvision_sets
 from clbench.data.stream import StreamData
 from clbench.engine import runner
 from clbench.engine.runner import resolve_storage

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from clbench.config import build_config
 from clbench.engine.dry_run import built_figures, describe
-from clbench.engine.spec_plan import spec_figures, spec_states
-from clbench.errors import ConfigError
+from clbench.engine.spec_plan import (
+    check_data_files,
+    spec_figures,
+    spec_missing_files,
+    spec_states,
+)
+from clbench.errors import ConfigError, DataNotFoundError
 from clbench.registry import STRATEGIES
-from tests.helpers import fast_overrides, strategy_overrides
+from tests.helpers import fast_overrides, strategy_overrides, write_idx
 
 STRATEGY_NAMES = [n for n in STRATEGIES.names() if not n.startswith("_")]
 
@@ -79,12 +85,17 @@ VARIANTS = {
         "scenario.phase_size=37",
     ],
     "power law (rehearsal parts)": ["scenario.name=power_law", "scenario.kernel=uniform"],
-    "images": ["data.image_size=6", "data.dim=36"],
+    "images": ["data.image_size=6"],  # (the variants with images drop data.dim)
     "drop_last": ["train.drop_last=true", "train.batch_size=7"],
     "lone trailing sample": ["train.batch_size=59"],
     "adam, host storage": ["train.optimizer=adam", "storage=host"],
     "batch norm": ["model.hidden_sizes=[24,12]", "model.batch_norm=true"],
     "linear model": ["model.hidden_sizes=[]", "train.momentum=0"],
+    "slim resnet18": ["data.image_size=9", "model={name: slim_resnet18, nf: 5}"],
+    "slim resnet18, global pooling": [
+        "data.image_size=16",
+        "model={name: slim_resnet18, nf: 3, pooling: global}",
+    ],
     "adaptive schedule": ["eval.schedule=adaptive", "eval.dense=3", "eval.refine=0.1"],
     "der": ["strategy.name=der", "strategy.buffer_size=33"],
     "agem": ["strategy.name=agem"],
@@ -94,8 +105,13 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
 def test_spec_plan_equals_the_built_run(tmp_path, variant):
     base = fast_overrides(tmp_path, **{"strategy.name": "er"})
-    if any(o.startswith("scenario.") for o in VARIANTS[variant]):
-        base = [o for o in base if not o.startswith("scenario.")]
+    for set_by_variant, drop in (
+        ("scenario.", "scenario."),
+        ("model=", "model."),
+        ("data.image", "data.dim"),
+    ):
+        if any(o.startswith(set_by_variant) for o in VARIANTS[variant]):
+            base = [o for o in base if not o.startswith(drop)]
     assert_same_report(base + VARIANTS[variant])
 
 
@@ -103,7 +119,7 @@ def test_spec_plan_equals_the_built_run(tmp_path, variant):
     "extra",
     [
         ["plugins.view_batch={}"],  # plugins compose batches: built
-        ["model.name=slim_resnet18", "data.image_size=4", "data.dim=16"],  # counted when built
+        ["model.name=timm", "model.arch=resnet18"],  # counted when built
         ["device=cuda"],  # resolved (and refused without a GPU) by torch
         ["precision=fp16"],  # loss scaling is probed on the device
         ["storage=memmap"],  # builds the cache
@@ -141,3 +157,32 @@ def test_no_gpu_device_file_means_auto_is_the_cpu(tmp_path, monkeypatch):
     assert spec_figures(config) is not None
     Path(tmp_path / "nvidia0").touch()
     assert spec_figures(config) is None
+
+
+def write_small_mnist(folder: Path) -> None:
+    """idx files of 40 + 20 random 28x28 images of 4 classes, gzipped like Debian's package."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 4)
+
+
+def test_a_file_source_is_read_for_the_plan_as_the_run_reads_it(tmp_path):
+    write_small_mnist(tmp_path / "mnist")
+    base = [
+        o for o in fast_overrides(tmp_path) if not o.startswith(("data.", "scenario.", "model."))
+    ]
+    data = ["data.name=mnist", f"data.root={tmp_path / 'mnist'}", "scenario.n_experiences=2"]
+    assert_same_report([*base, *data, "scenario.class_order=[0,1,2,3]"])
+    assert_same_report([*base, *data, "scenario.class_order=[3,2,1,0]", "model.name=slim_resnet18"])
+
+
+def test_missing_data_is_reported_from_the_specs(tmp_path):
+    config = build_config(None, ["data.name=fashion_mnist", f"data.root={tmp_path}"])
+    (message,) = spec_missing_files(config)
+    assert "fashion_mnist: data files not found" in message and str(tmp_path) in message
+    with pytest.raises(DataNotFoundError, match="fashion_mnist: data files not found"):
+        check_data_files(config)
+    # a model that may need files of its own: the built run's check lists them all
+    timm = build_config(None, [f"data.root={tmp_path}", "model.name=timm", "model.arch=resnet18"])
+    assert spec_missing_files(timm) is None

@@ -113,6 +113,8 @@ def test_commands_that_do_not_train_do_not_import_torch(tmp_path):
         ("run", "data.name=synthetic", "data.dim=-3"),
         ("run", "model.name=slim_resnet18", "model.width=x"),
         ("run", "plugins.view_batch.views=0"),
+        ("run", "data.name=mnist", "data.root=nowhere"),  # missing data files
+        ("run", "--dry-run", "data.name=cifar10", "data.root=nowhere"),
     ):
         result = light_command(*args, cwd=tmp_path)
         assert result["code"] == 2 and "torch" not in result["heavy"], (args, result)

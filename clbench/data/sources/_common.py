@@ -14,29 +14,12 @@ import numpy as np
 import torch
 
 from clbench.data.arrays import CHUNK_BYTES, row_chunks
-from clbench.errors import DataNotFoundError
+from clbench.data.source import CorruptDataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # What ImageNet-pretrained backbones were trained with (torchvision's and timm's defaults)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-DOWNLOAD_FIX = (
-    "pass data.download=true when online, or put the files there, "
-    "or set data.root / CLBENCH_DATA to the folder that holds them"
-)
-
-
-class CorruptDataError(DataNotFoundError):
-    """A dataset file exists but is truncated or not in the expected format.
-
-    A subclass of `DataNotFoundError` because the remedy is the same (fetch the file again) and
-    callers that stop a run on missing data should stop on unusable data too.
-    """
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}; delete it and download it again")
-        self.path = path
 
 
 def channel_counts(x: torch.Tensor) -> torch.Tensor:

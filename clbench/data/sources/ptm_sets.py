@@ -30,13 +30,12 @@ import torch
 
 from clbench.data.arrays import StreamedChecksum
 from clbench.data.dataset import InMemoryDataset, Split
-from clbench.data.source import DataSource
+from clbench.data.source import CorruptDataError, DataSource
 from clbench.data.sources._common import (
     IMAGE_SUFFIXES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ArraySink,
-    CorruptDataError,
     add_channel_counts,
     decoded_blocks,
     memory_sink,
