@@ -82,9 +82,19 @@ def main() -> None:
                     [*CLBENCH, "run", "strategy.buffer_size=-1"],
                     (2,),
                 ),
+                (
+                    "missing data (mnist, no files)",
+                    [*CLBENCH, "run", "data.name=mnist", f"data.root={cwd / 'none'}"],
+                    (2,),
+                ),
                 ("clbench info RUN", [*CLBENCH, "info", str(run_dir)], (0,)),
                 ("finished run (clbench run again)", [*CLBENCH, "run", "--quiet"], (0,)),
                 ("clbench run --dry-run", [*CLBENCH, "run", "--dry-run"], (0,)),
+                (
+                    "--dry-run, missing data",
+                    [*CLBENCH, "run", "--dry-run", "data.name=cifar10", f"data.root={cwd}"],
+                    (2,),
+                ),
             ]
             measured = [(name, timed(cmd, cwd, args.repeat, codes)) for name, cmd, codes in rows]
     say(f"startup: median of {args.repeat} fresh processes, OMP_NUM_THREADS={env_note}")

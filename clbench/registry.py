@@ -7,8 +7,10 @@ whose implementation needs torch declares itself in a torch-free *spec* module o
 ``@REGISTRY.spec("name", "module:Class")`` naming where the implementation is. Validating a
 config, hashing it, listing components and answering for a finished run read specs only, so
 they never import torch; `Registry.get` imports the implementation when a run needs it (the
-implementation subclasses its spec). A built-in package without a ``specs`` folder (the scenario
-generators, torch-free themselves) is imported whole on first lookup.
+implementation subclasses its spec). A built-in that needs no torch to import (the file-format
+data sources) is its own spec and registers in the ``specs`` folder. A built-in package without
+a ``specs`` folder (the scenario generators, torch-free themselves) is imported whole on first
+lookup.
 
 Components of your own are found in two ways, both imported whole on first lookup:
 
