@@ -97,16 +97,15 @@ class ArraySplit:
         return int(self.x.nbytes + self.y.nbytes)
 
 
-@dataclass(frozen=True)
-class ArrayDataset:
-    """A dataset as numpy arrays, with the metadata a scenario plan reads (no statistics)."""
+class DatasetMetadata:
+    """What a dataset answers alike as arrays or as tensors (what a scenario plan reads), and
+    the checks and checksum made when it is created; mixed into frozen dataclasses with the
+    fields ``train``, ``test``, ``class_names`` and ``checksum``."""
 
-    name: str
-    train: ArraySplit
-    test: ArraySplit
+    train: Any
+    test: Any
     class_names: tuple[str, ...]
-    domain_names: tuple[str, ...] | None = None
-    checksum: str = field(default="")
+    checksum: str
 
     def __post_init__(self) -> None:
         if self.train.x.shape[1:] != self.test.x.shape[1:]:
@@ -125,4 +124,16 @@ class ArrayDataset:
 
     @property
     def is_image(self) -> bool:
-        return self.train.x.dtype == np.uint8
+        return dtype_text(self.train.x.dtype) == "torch.uint8"
+
+
+@dataclass(frozen=True)
+class ArrayDataset(DatasetMetadata):
+    """A dataset as numpy arrays, with the metadata a scenario plan reads (no statistics)."""
+
+    name: str
+    train: ArraySplit
+    test: ArraySplit
+    class_names: tuple[str, ...]
+    domain_names: tuple[str, ...] | None = None
+    checksum: str = field(default="")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from clbench.data.arrays import ArrayDataset, ArraySplit, split_checksum
+from clbench.data.arrays import ArrayDataset, ArraySplit, DatasetMetadata, split_checksum
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Split:
 
 
 @dataclass(frozen=True)
-class InMemoryDataset:
+class InMemoryDataset(DatasetMetadata):
     """A dataset loaded into memory with its metadata and a content checksum."""
 
     name: str
@@ -52,12 +52,6 @@ class InMemoryDataset:
     std: tuple[float, ...]
     domain_names: tuple[str, ...] | None = None
     checksum: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if self.train.x.shape[1:] != self.test.x.shape[1:]:
-            raise ValueError("train and test inputs must have the same shape")
-        if not self.checksum:
-            object.__setattr__(self, "checksum", content_checksum(self))
 
     @classmethod
     def from_arrays(
@@ -74,18 +68,6 @@ class InMemoryDataset:
             data.domain_names,
             data.checksum,
         )
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
-
-    @property
-    def is_image(self) -> bool:
-        return self.train.x.dtype == torch.uint8
 
 
 def content_checksum(dataset: InMemoryDataset) -> str:

@@ -12,10 +12,12 @@ import). ``tests/engine/test_dry_run.py`` compares the two for every registered 
 from __future__ import annotations
 
 import glob
+import json
 import math
 from dataclasses import dataclass
 
 from clbench.config import RunConfig, component
+from clbench.data.arrays import ArrayDataset
 from clbench.data.batch_rule import batches_per_epoch
 from clbench.data.source import DataSource, resolve_data_root
 from clbench.engine.recipe_checks import check_augment_inputs, check_recipe_settings
@@ -97,6 +99,17 @@ def check_data_files(config: RunConfig) -> bool:
     return True
 
 
+def checked_by_specs(config: RunConfig, read: dict[str, ArrayDataset] | None = None) -> bool:
+    """Make `prepare`'s checks from the specs (no torch): False when they cannot tell, True when
+    the run can start; raises what `prepare` raises (missing data: `DataNotFoundError`)."""
+    missing = spec_missing_files(config)
+    if missing is None:
+        return False
+    if missing:
+        raise DataNotFoundError(missing[0])
+    return spec_figures(config, read) is not None
+
+
 def spec_missing_files(config: RunConfig) -> list[str] | None:
     """The files a dry run reports missing, from the specs: the data's when its spec states its
     arrays and the model's spec states its parameter count (such a model needs no files); None
@@ -112,10 +125,13 @@ def spec_missing_files(config: RunConfig) -> list[str] | None:
     return []
 
 
-def spec_figures(config: RunConfig) -> PlanFigures | None:
+def spec_figures(
+    config: RunConfig, read: dict[str, ArrayDataset] | None = None
+) -> PlanFigures | None:
     """The dry run's figures from the specs, or None when a component cannot state its part
     (the dry run then builds the run). Call once `spec_missing_files` found nothing missing.
-    Raises what `prepare` would for bad input."""
+    Raises what `prepare` would for bad input. ``read`` keeps the arrays read, by data section,
+    for the next call (a sweep's check of many configs on the same data)."""
     if not _answerable(config):
         return None
     strategy_name, strategy_params = component(config, "strategy")
@@ -135,9 +151,14 @@ def spec_figures(config: RunConfig) -> PlanFigures | None:
     if capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
         raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
     check_recipe_settings(config, strategy_name, capabilities)
-    data = source.arrays()
+    key = json.dumps(config.data, sort_keys=True, default=str)
+    data = read.get(key) if read is not None else None
     if data is None:
-        return None
+        data = source.arrays()
+        if data is None:
+            return None
+        if read is not None:
+            read[key] = data
     scenario_name, scenario_params = component(config, "scenario")
     plan = SCENARIOS.get(scenario_name)(scenario_params).build(
         data, derive_seed(config.seed, "scenario")

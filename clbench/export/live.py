@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from clbench.engine.observer import LOG, Evaluation, RunEnd, RunObserver, RunStart
+from clbench.export.installed import check_trackers
 from clbench.export.scalars import (
     RunMeta,
     Steps,
@@ -46,29 +47,6 @@ if TYPE_CHECKING:
 
 TRACKERS_FOLDER = "trackers"  # in the run folder
 CSV_FILE = "metrics.csv"
-
-
-def require(tracker: str) -> None:
-    """Raise `ClbenchError` (exit 2) naming the pip extra when ``tracker``'s package is missing."""
-    where = "output.trackers"
-    if tracker == "tensorboard":
-        from clbench.export.tensorboard import require_tensorboard
-
-        require_tensorboard(where)
-    elif tracker == "wandb":
-        from clbench.export.wandb import require_wandb
-
-        require_wandb(where)
-    elif tracker == "mlflow":
-        from clbench.export.mlflow import require_mlflow
-
-        require_mlflow(where)
-
-
-def check_trackers(config: RunConfig) -> None:
-    """Raise `ClbenchError` (exit 2) when a package of ``output.trackers`` is missing."""
-    for name in config.output.trackers:
-        require(name)
 
 
 def build_trackers(config: RunConfig) -> list[RunObserver]:

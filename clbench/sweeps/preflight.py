@@ -1,8 +1,10 @@
 """Before the first run: check every run can start, and make missing pretrained backbones.
 
-`check_runs` calls `clbench.engine.runner.prepare` (data files, scenario fit, strategy
+`check_runs` makes `clbench.engine.runner.prepare`'s checks (data files, scenario fit, strategy
 capabilities, weights) once per distinct config up to the seed, so a bad combination stops the
-sweep with exit code 2 before any run folder is written. Runs of ``optional`` entries whose data is
+sweep with exit code 2 before any run folder is written; from the specs without torch where they
+can tell (`clbench.engine.spec_plan.checked_by_specs`, each dataset read once), else by
+`prepare`. Runs of ``optional`` entries whose data is
 missing are skipped with a message instead. Runs that need a backbone made by a ``pretrain:`` step
 are checked after that step.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clbench.config import RunConfig
+from clbench.data.arrays import ArrayDataset
 from clbench.errors import ClbenchError, DataNotFoundError
 from clbench.sweeps.suite import LoadedSuite, PlannedRun, SuiteError, describe
 
@@ -52,10 +55,11 @@ def check_runs(
     Raises `SuiteError` naming the entry, grid point and field for the first run that cannot
     start; an optional entry's missing data (or missing optional backbone) only skips its runs.
     """
-    from clbench.engine.runner import prepare
-    from clbench.export.live import check_trackers
+    from clbench.engine.spec_plan import checked_by_specs
+    from clbench.export.installed import check_trackers
 
     checked = checked or Checked()
+    read: dict[str, ArrayDataset] = {}  # each dataset read once for the configs the specs check
     missing_backbones = missing_backbones or {}
     verdicts: dict[str, Exception | None] = {}
     for run in runs:
@@ -71,7 +75,10 @@ def check_runs(
         key = unseeded.model_dump_json()
         if key not in verdicts:
             try:
-                prepare(unseeded)
+                if not checked_by_specs(unseeded, read):
+                    from clbench.engine.runner import prepare
+
+                    prepare(unseeded)
                 check_trackers(unseeded)  # output.trackers' packages are installed
                 verdicts[key] = None
             except ClbenchError as exc:

@@ -128,3 +128,14 @@ def test_a_finished_run_and_info_answer_without_torch(tmp_path):
     (folder,) = (tmp_path / "results").iterdir()
     info = light_command("info", str(folder), cwd=tmp_path)
     assert info["code"] == 0 and "torch" not in info["heavy"]
+
+
+def test_a_sweep_of_runs_the_specs_describe_is_checked_without_torch(tmp_path):
+    from tests.sweep.helpers import write_suite
+
+    entries = [{"name": "er", "overrides": []}, {"name": "der", "overrides": ["strategy.name=der"]}]
+    suite = write_suite(tmp_path, entries=entries, seeds=[0, 1])
+    assert light_command("sweep", "--dry-run", str(suite), cwd=tmp_path) == {
+        "code": 0,
+        "heavy": [],
+    }
