@@ -20,7 +20,7 @@ from clbench.engine.spec_plan import (
     spec_missing_files,
     spec_states,
 )
-from clbench.errors import ConfigError, DataNotFoundError
+from clbench.errors import ConfigError, DataNotFoundError, IncompatibleError
 from clbench.registry import STRATEGIES
 from tests.helpers import fast_overrides, strategy_overrides, write_idx
 
@@ -186,3 +186,14 @@ def test_missing_data_is_reported_from_the_specs(tmp_path):
     # a model that may need files of its own: the built run's check lists them all
     timm = build_config(None, [f"data.root={tmp_path}", "model.name=timm", "model.arch=resnet18"])
     assert spec_missing_files(timm) is None
+
+
+def test_a_scenario_the_strategy_does_not_support_is_refused_as_a_run_refuses_it(tmp_path):
+    base = [o for o in fast_overrides(tmp_path) if not o.startswith("scenario.")]
+    config = build_config(None, [*base, "strategy.name=er_ace", "scenario.name=domain_incremental"])
+    with pytest.raises(IncompatibleError) as from_specs:
+        spec_figures(config)
+    with pytest.raises(IncompatibleError) as built:
+        built_figures(config)
+    assert str(from_specs.value) == str(built.value)
+    assert "supports class, task-incremental scenarios, not domain" in str(built.value)
