@@ -137,3 +137,19 @@ class ArrayDataset(DatasetMetadata):
     class_names: tuple[str, ...]
     domain_names: tuple[str, ...] | None = None
     checksum: str = field(default="")
+
+
+class LastLoaded:
+    """The last dataset read or loaded, by a key of its config section, so that checking many
+    configs on the same data (a sweep, before its first run) reads it once; one at a time, so
+    a suite over several large datasets never holds more than one."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._value: Any = None
+
+    def get(self, key: str) -> Any:
+        return self._value if key == self._key else None
+
+    def keep(self, key: str, value: Any) -> None:
+        self._key, self._value = key, value

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 
 from clbench.config import RunConfig, component, config_hash, plugin_params, run_name
+from clbench.data.arrays import LastLoaded
 from clbench.data.cache import load_memmapped
 from clbench.data.dataset import InMemoryDataset
 from clbench.data.source import resolve_data_root
@@ -100,9 +102,10 @@ class Prepared:
     plugins: tuple[Component, ...] = ()
 
 
-def prepare(config: RunConfig) -> Prepared:
+def prepare(config: RunConfig, last_loaded: LastLoaded | None = None) -> Prepared:
     """Check everything that can be checked and load the data; never writes anything, except
-    that ``storage=memmap`` builds the dataset's cache (`clbench.data.cache`) when missing."""
+    that ``storage=memmap`` builds the dataset's cache (`clbench.data.cache`) when missing.
+    ``last_loaded`` keeps the dataset for the next call with the same data (a sweep's check)."""
     device = resolve_device(config.device)
     seeds = derived_seeds(config.seed)
     strategy_name, strategy_params = component(config, "strategy")
@@ -120,8 +123,14 @@ def prepare(config: RunConfig) -> Prepared:
         data_params, resolve_data_root(config.data.get("root")), bool(config.data.get("download"))
     )
     source.check_available()
-    # storage=memmap: mapped from the cache, decoded into it on the first run
-    dataset = load_memmapped(source, data_name) if config.storage == "memmap" else source.load()
+    key = json.dumps([config.data, config.storage], sort_keys=True, default=str)
+    dataset = last_loaded.get(key) if last_loaded is not None else None
+    if dataset is None:
+        # storage=memmap: mapped from the cache, decoded into it on the first run
+        memmap = config.storage == "memmap"
+        dataset = load_memmapped(source, data_name) if memmap else source.load()
+        if last_loaded is not None:
+            last_loaded.keep(key, dataset)
     model_builder.check_input(dataset.input_shape)
 
     scenario_name, scenario_params = component(config, "scenario")

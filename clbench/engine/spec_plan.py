@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from clbench.config import RunConfig, component
-from clbench.data.arrays import ArrayDataset
+from clbench.data.arrays import LastLoaded
 from clbench.data.batch_rule import batches_per_epoch
 from clbench.data.source import DataSource, resolve_data_root
 from clbench.engine.recipe_checks import check_augment_inputs, check_recipe_settings
@@ -99,7 +99,7 @@ def check_data_files(config: RunConfig) -> bool:
     return True
 
 
-def checked_by_specs(config: RunConfig, read: dict[str, ArrayDataset] | None = None) -> bool:
+def checked_by_specs(config: RunConfig, last_read: LastLoaded | None = None) -> bool:
     """Make `prepare`'s checks from the specs (no torch): False when they cannot tell, True when
     the run can start; raises what `prepare` raises (missing data: `DataNotFoundError`)."""
     missing = spec_missing_files(config)
@@ -107,7 +107,7 @@ def checked_by_specs(config: RunConfig, read: dict[str, ArrayDataset] | None = N
         return False
     if missing:
         raise DataNotFoundError(missing[0])
-    return spec_figures(config, read) is not None
+    return spec_figures(config, last_read) is not None
 
 
 def spec_missing_files(config: RunConfig) -> list[str] | None:
@@ -125,13 +125,11 @@ def spec_missing_files(config: RunConfig) -> list[str] | None:
     return []
 
 
-def spec_figures(
-    config: RunConfig, read: dict[str, ArrayDataset] | None = None
-) -> PlanFigures | None:
+def spec_figures(config: RunConfig, last_read: LastLoaded | None = None) -> PlanFigures | None:
     """The dry run's figures from the specs, or None when a component cannot state its part
     (the dry run then builds the run). Call once `spec_missing_files` found nothing missing.
-    Raises what `prepare` would for bad input. ``read`` keeps the arrays read, by data section,
-    for the next call (a sweep's check of many configs on the same data)."""
+    Raises what `prepare` would for bad input. ``last_read`` keeps the arrays read for the next
+    call with the same data (a sweep's check of many configs)."""
     if not _answerable(config):
         return None
     strategy_name, strategy_params = component(config, "strategy")
@@ -152,13 +150,13 @@ def spec_figures(
         raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
     check_recipe_settings(config, strategy_name, capabilities)
     key = json.dumps(config.data, sort_keys=True, default=str)
-    data = read.get(key) if read is not None else None
+    data = last_read.get(key) if last_read is not None else None
     if data is None:
         data = source.arrays()
         if data is None:
             return None
-        if read is not None:
-            read[key] = data
+        if last_read is not None:
+            last_read.keep(key, data)
     scenario_name, scenario_params = component(config, "scenario")
     plan = SCENARIOS.get(scenario_name)(scenario_params).build(
         data, derive_seed(config.seed, "scenario")

@@ -3,20 +3,21 @@
 `check_runs` makes `clbench.engine.runner.prepare`'s checks (data files, scenario fit, strategy
 capabilities, weights) once per distinct config up to the seed, so a bad combination stops the
 sweep with exit code 2 before any run folder is written; from the specs without torch where they
-can tell (`clbench.engine.spec_plan.checked_by_specs`, each dataset read once), else by
-`prepare`. Runs of ``optional`` entries whose data is
+can tell (`clbench.engine.spec_plan.checked_by_specs`), else by `prepare`; consecutive configs on
+the same data read it once. Runs of ``optional`` entries whose data is
 missing are skipped with a message instead. Runs that need a backbone made by a ``pretrain:`` step
 are checked after that step.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clbench.config import RunConfig
-from clbench.data.arrays import ArrayDataset
+from clbench.data.arrays import LastLoaded
 from clbench.errors import ClbenchError, DataNotFoundError
 from clbench.sweeps.suite import LoadedSuite, PlannedRun, SuiteError, describe
 
@@ -55,35 +56,21 @@ def check_runs(
     Raises `SuiteError` naming the entry, grid point and field for the first run that cannot
     start; an optional entry's missing data (or missing optional backbone) only skips its runs.
     """
-    from clbench.engine.spec_plan import checked_by_specs
-    from clbench.export.installed import check_trackers
-
     checked = checked or Checked()
-    read: dict[str, ArrayDataset] = {}  # each dataset read once for the configs the specs check
     missing_backbones = missing_backbones or {}
-    verdicts: dict[str, Exception | None] = {}
+    to_check: list[tuple[PlannedRun, RunConfig]] = []
     for run in runs:
         backbone = needed_backbone(run)
         if backbone in missing_backbones:
             checked.skipped[_group(run)] = missing_backbones[backbone]
-            continue
-        if backbone in pending_backbones:
+        elif backbone in pending_backbones:
             checked.deferred.append(run)
-            continue
-        # seeds never change whether a run can start: one prepare per config up to the seed
-        unseeded = run.config.model_copy(update={"seed": 0})
-        key = unseeded.model_dump_json()
-        if key not in verdicts:
-            try:
-                if not checked_by_specs(unseeded, read):
-                    from clbench.engine.runner import prepare
-
-                    prepare(unseeded)
-                check_trackers(unseeded)  # output.trackers' packages are installed
-                verdicts[key] = None
-            except ClbenchError as exc:
-                verdicts[key] = exc
-        problem = verdicts[key]
+        else:
+            # seeds never change whether a run can start: one check per config up to the seed
+            to_check.append((run, run.config.model_copy(update={"seed": 0})))
+    verdicts = _verdicts([config for _, config in to_check])
+    for run, config in to_check:
+        problem = verdicts[config.model_dump_json()]
         if problem is None:
             checked.runnable.append(run)
         elif isinstance(problem, DataNotFoundError) and run.optional:
@@ -93,6 +80,30 @@ def check_runs(
             where = describe(loaded, run.entry, run.point, run.seed, run.phase)
             raise SuiteError(f"{where}: {problem}")
     return checked
+
+
+def _verdicts(configs: list[RunConfig]) -> dict[str, ClbenchError | None]:
+    """Each distinct config's problem (None: it can start), checked in the order of their data
+    so that each dataset is read once: from the specs without torch where they can tell,
+    else by `prepare`."""
+    from clbench.engine.spec_plan import checked_by_specs
+    from clbench.export.installed import check_trackers
+
+    distinct = {config.model_dump_json(): config for config in configs}
+    by_data = sorted(distinct.items(), key=lambda item: json.dumps(item[1].data, default=str))
+    last_read, last_loaded = LastLoaded(), LastLoaded()  # as arrays for the specs, as tensors
+    verdicts: dict[str, ClbenchError | None] = {}
+    for key, config in by_data:
+        try:
+            if not checked_by_specs(config, last_read):
+                from clbench.engine.runner import prepare
+
+                prepare(config, last_loaded)
+            check_trackers(config)  # output.trackers' packages are installed
+            verdicts[key] = None
+        except ClbenchError as exc:
+            verdicts[key] = exc
+    return verdicts
 
 
 def pending_backbones(loaded: LoadedSuite) -> set[str]:

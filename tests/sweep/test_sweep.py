@@ -345,3 +345,37 @@ def test_gtep_picks_the_best_tuning_mean_and_evaluates_it(tmp_path, capsys):
     (row,) = csv.DictReader(io.StringIO(report.read_text()))
     assert row["n"] == "1"
     assert float(row["final_acc_mean"]) == pytest.approx(run.summary["metrics"]["final_acc"])
+
+
+def test_the_check_before_the_first_run_reads_each_dataset_once(tmp_path, monkeypatch, capsys):
+    """Entries alternate between two datasets; the checks are grouped by data, so each is read
+    once, through the specs (ER, naive) or for prepare (the view_batch plugin)."""
+    from clbench.data.sources.specs.digits import DigitsSpec
+    from clbench.data.sources.specs.synthetic import SyntheticSpec
+
+    reads: list[str] = []
+
+    def counted(spec: type) -> None:
+        original = spec.arrays
+
+        def arrays(self: Any) -> Any:
+            reads.append(spec.__name__)
+            return original(self)
+
+        monkeypatch.setattr(spec, "arrays", arrays)
+
+    counted(DigitsSpec)
+    counted(SyntheticSpec)
+    digits = ["data={name: digits}", "scenario.n_experiences=5"]
+    entries = [
+        {"name": "er-digits", "overrides": digits},
+        {"name": "er-synthetic", "overrides": []},
+        {"name": "naive-digits", "overrides": [*digits, "strategy.name=naive"]},
+        {"name": "naive-synthetic", "overrides": ["strategy.name=naive"]},
+        {"name": "vb-digits", "overrides": [*digits, "plugins.view_batch={}"]},
+        {"name": "vb-synthetic", "overrides": ["plugins.view_batch={}"]},
+    ]
+    assert main(["sweep", "--dry-run", str(write_suite(tmp_path, entries=entries))]) == 0
+    assert "dry run: 6 run(s)" in capsys.readouterr().out
+    # once as arrays for the specs and once for prepare (plugins are checked by building)
+    assert sorted(reads) == ["DigitsSpec"] * 2 + ["SyntheticSpec"] * 2
