@@ -3,10 +3,11 @@
 The figures a dry run prints (`PlanFigures`) follow from the config, the data's labels and
 shapes and a few facts each spec can state: the data source's arrays (`DataSource.arrays`), the
 model's parameter count (`ModelSpec.parameter_count`) and the strategy's memory
-(`StrategySpec.spec_plan`). When every component can state them, `spec_figures` makes the same
-checks as `clbench.engine.runner.prepare` in the same order and returns the figures in
-milliseconds; otherwise it returns None and the dry run builds the run (seconds: torch's
-import). ``tests/engine/test_dry_run.py`` compares the two for every registered strategy.
+(`StrategySpec.spec_plan`). When every component can state them, `spec_figures` makes the
+checks of `clbench.engine.runner.prepare` (raising the same errors) and returns the figures
+without importing torch; otherwise it returns None and the dry run builds the run (seconds:
+torch's import). ``tests/engine/test_dry_run.py`` compares the two for every registered
+strategy. A sweep checks its configs the same way (`checked_by_specs`).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def spec_figures(config: RunConfig, last_read: LastLoaded | None = None) -> Plan
     ):
         return None
 
-    # the checks of `prepare`, in its order
+    # the checks of `prepare` (a model that states its count has nothing to check)
     capabilities = strategy.capabilities
     if capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
         raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
