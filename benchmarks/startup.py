@@ -83,6 +83,11 @@ def main() -> None:
                     (2,),
                 ),
                 (
+                    "missing weights (timm, pretrained=FILE)",
+                    [*CLBENCH, "run", "model.name=timm", f"model.pretrained={cwd / 'w.pth'}"],
+                    (2,),
+                ),
+                (
                     "missing data (mnist, no files)",
                     [*CLBENCH, "run", "data.name=mnist", f"data.root={cwd / 'none'}"],
                     (2,),

@@ -134,9 +134,9 @@ def run_config(config: RunConfig, *, force: bool = False, progress: bool = False
         finished = finished_run(config)
         if finished is not None:
             return finished
-    from clbench.engine.spec_plan import check_data_files
+    from clbench.engine.spec_plan import check_without_torch
 
-    check_data_files(config)  # missing data files: refused before torch's import (seconds)
+    check_without_torch(config)  # what the specs can refuse, before torch's import (seconds)
     # a finished run was answered without these (and without torch)
     from clbench.engine.job import run_job
     from clbench.export.live import build_trackers

@@ -49,3 +49,9 @@ def check_augment_inputs(config: Any, is_image: bool) -> None:
             config.train.augment,
             f"none for data {config.data['name']!r}: its inputs are vectors, not images",
         )
+
+
+def check_pretrained_given(strategy: str, capabilities: Capabilities, model_params: Any) -> None:
+    """Refuse a strategy that starts from pretrained weights on a model without any."""
+    if capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
+        raise ConfigError("model.pretrained", None, f"{strategy} needs pretrained weights")

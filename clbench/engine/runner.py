@@ -32,6 +32,7 @@ from clbench.engine.checkpoint import Checkpointer, Position, cloned, make_check
 from clbench.engine.evaluator import ContinualEvaluator
 from clbench.engine.observer import Evaluation, Observers
 from clbench.engine.recipe import BatchAugmenter, check_augment_data, check_recipe
+from clbench.engine.recipe_checks import check_pretrained_given
 from clbench.engine.records import RecordLog
 from clbench.engine.schedule import EvalSchedule
 from clbench.engine.seeding import derived_seeds, seed_globals, torch_settings
@@ -114,8 +115,7 @@ def prepare(config: RunConfig, last_loaded: LastLoaded | None = None) -> Prepare
     model_name, model_params = component(config, "model")
     model_builder = MODELS.get(model_name)(model_params)
     model_builder.check()
-    if strategy.cls.capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
-        raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
+    check_pretrained_given(strategy_name, strategy.cls.capabilities, model_params)
     check_recipe(config, device, strategy_name, strategy.cls.capabilities)
 
     data_name, data_params = component(config, "data")

@@ -21,9 +21,13 @@ from clbench.config import RunConfig, component
 from clbench.data.arrays import LastLoaded
 from clbench.data.batch_rule import batches_per_epoch
 from clbench.data.source import DataSource, resolve_data_root
-from clbench.engine.recipe_checks import check_augment_inputs, check_recipe_settings
+from clbench.engine.recipe_checks import (
+    check_augment_inputs,
+    check_pretrained_given,
+    check_recipe_settings,
+)
 from clbench.engine.seeding import derive_seed
-from clbench.errors import ConfigError, DataNotFoundError, IncompatibleError
+from clbench.errors import DataNotFoundError, IncompatibleError
 from clbench.registry import DATASETS, MODELS, SCENARIOS, STRATEGIES
 from clbench.scenario.plan import ScenarioPlan
 
@@ -90,6 +94,20 @@ def _source(config: RunConfig) -> DataSource | None:
     return cls(data_params, root, bool(config.data.get("download")))
 
 
+def check_without_torch(config: RunConfig) -> None:
+    """The checks of `prepare` the specs make without torch, so that a run refuses such bad
+    input in well under a second (it then imports torch and makes them all): a strategy that
+    needs pretrained weights, recipe settings, the model's files (a missing weights file), the
+    data's files."""
+    strategy_name, _ = component(config, "strategy")
+    capabilities = STRATEGIES.spec_of(strategy_name).capabilities
+    model_name, model_params = component(config, "model")
+    check_pretrained_given(strategy_name, capabilities, model_params)
+    check_recipe_settings(config, strategy_name, capabilities)
+    MODELS.spec_of(model_name).check_files(model_params)
+    check_data_files(config)
+
+
 def check_data_files(config: RunConfig) -> bool:
     """Raise `DataNotFoundError` when the data source's spec finds its files missing (no torch;
     a run checks this before importing it). Returns whether the spec could tell."""
@@ -147,8 +165,7 @@ def spec_figures(config: RunConfig, last_read: LastLoaded | None = None) -> Plan
 
     # the checks of `prepare` (a model that states its count has nothing to check)
     capabilities = strategy.capabilities
-    if capabilities.needs_pretrained and not getattr(model_params, "pretrained", None):
-        raise ConfigError("model.pretrained", None, f"{strategy_name} needs pretrained weights")
+    check_pretrained_given(strategy_name, capabilities, model_params)
     check_recipe_settings(config, strategy_name, capabilities)
     key = json.dumps(config.data, sort_keys=True, default=str)
     data = last_read.get(key) if last_read is not None else None

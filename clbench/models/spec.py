@@ -24,6 +24,12 @@ class ModelSpec:
     registered_name: ClassVar[str]
 
     @classmethod
+    def check_files(cls, params: Any, prefix: str = "model") -> None:
+        """Refuse the files ``params`` name that cannot be used (a missing weights file:
+        `MissingFileError`; else `ConfigError` naming ``<prefix>.<param>``), without importing
+        the implementation, whose ``check`` makes the same check. Default: no files."""
+
+    @classmethod
     def parameter_count(
         cls, params: Any, input_shape: tuple[int, ...], num_outputs: int
     ) -> int | None:

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbench.errors import ConfigError, IncompatibleError, MissingFileError
+from clbench.errors import ConfigError, IncompatibleError
 from clbench.models.base import ContinualModel, ModelBuilder
 from clbench.models.spec import image_shape
-from clbench.models.specs.timm_model import HUB, PRETRAINED_ALLOWED, WEIGHT_SUFFIXES, TimmModelSpec
+from clbench.models.specs.timm_model import HUB, WEIGHT_SUFFIXES, TimmModelSpec
 from clbench.registry import MODELS
 
 
@@ -95,10 +95,7 @@ class TimmModel(TimmModelSpec, ModelBuilder):
     # ----------------------------------------------------------------------------- validation
     def weights_path(self) -> Path | None:
         """The local weights file, or None for random init / hub weights."""
-        value = self.config.pretrained
-        if value is None or value == HUB:
-            return None
-        return Path(value).expanduser()
+        return self.weights_file(self.config)
 
     def check(self) -> None:
         """Validate the model name (and tag) and the weights source without building anything."""
@@ -131,23 +128,7 @@ class TimmModel(TimmModelSpec, ModelBuilder):
                     f"null or a local file: timm has no pretrained weights for {name!r}",
                 )
             return
-        path = self.weights_path()
-        if path is None:
-            return
-        if not path.is_file():
-            why = "is a directory" if path.is_dir() else "does not exist"
-            raise (ConfigError if path.is_dir() else MissingFileError)(
-                self.field("pretrained"),
-                value,
-                f"{PRETRAINED_ALLOWED}; {path.resolve()} {why}. Put the weights file there (e.g. "
-                "written by clbench.models.timm_model.save_backbone_checkpoint) or fix the path",
-            )
-        if path.suffix.lower() not in WEIGHT_SUFFIXES:
-            raise ConfigError(
-                self.field("pretrained"),
-                value,
-                f"a weights file ending in one of {', '.join(WEIGHT_SUFFIXES)}",
-            )
+        self.check_files(self.config, self.field_prefix)
 
     # ------------------------------------------------------------------------------- building
     def check_input(self, input_shape: tuple[int, ...]) -> None:

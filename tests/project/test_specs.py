@@ -114,6 +114,9 @@ def test_commands_that_do_not_train_do_not_import_torch(tmp_path):
         ("run", "model.name=slim_resnet18", "model.width=x"),
         ("run", "plugins.view_batch.views=0"),
         ("run", "data.name=mnist", "data.root=nowhere"),  # missing data files
+        ("run", "strategy.name=slca"),  # needs pretrained weights
+        ("run", "model.name=timm", "model.pretrained=no/such/weights.pth"),
+        ("run", "train.scheduler=multistep"),  # no milestones
         ("run", "--dry-run", "data.name=cifar10", "data.root=nowhere"),
     ):
         result = light_command(*args, cwd=tmp_path)
