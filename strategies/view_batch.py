@@ -139,8 +139,15 @@ class ViewBatch(ViewBatchSpec, Plugin):
 
     def setup(self, ctx: StrategyContext, strategy: Strategy) -> None:
         super().setup(ctx, strategy)
-        ds = ctx.data.dataset
-        self._augment = build_augment(self.config.augment_policy, ds.input_shape, ds.mean, ds.std)
+        ds, policy = ctx.data.dataset, self.config.augment_policy
+        if policy in ("autoaugment", "light") and len(ds.input_shape) != 3:
+            raise ConfigError(
+                "plugins.view_batch.augment_policy",
+                policy,
+                f"auto or vector for data {ds.name!r}: its inputs are vectors of shape "
+                f"{list(ds.input_shape)}, and {policy} augments [C, H, W] images",
+            )
+        self._augment = build_augment(policy, ds.input_shape, ds.mean, ds.std)
         self._seen = ctx.loop.seen_outputs
 
     # --- batch composition ---------------------------------------------------------------------

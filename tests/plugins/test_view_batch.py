@@ -190,3 +190,15 @@ def test_ablation_switches(tmp_path):
         },
     )
     assert exp.report()["view_batch"]["ssl_terms"] == 0
+
+
+@pytest.mark.parametrize("policy", ["light", "autoaugment"])
+def test_an_image_policy_on_vector_data_is_refused_before_the_run(tmp_path, capsys, policy):
+    from clbench.cli import main
+
+    root = tmp_path / "results"
+    overrides = fast_overrides(root, **{"plugins.view_batch.augment_policy": policy})
+    assert main(["run", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "plugins.view_batch.augment_policy" in err and "auto or vector" in err
+    assert not root.exists() or not any(root.iterdir())  # no run folder left behind
