@@ -121,11 +121,6 @@ def check_data_files(config: RunConfig) -> bool:
 def checked_by_specs(config: RunConfig, last_read: LastLoaded | None = None) -> bool:
     """Make `prepare`'s checks from the specs (no torch): False when they cannot tell, True when
     the run can start; raises what `prepare` raises (missing data: `DataNotFoundError`)."""
-    missing = spec_missing_files(config)
-    if missing is None:
-        return False
-    if missing:
-        raise DataNotFoundError(missing[0])
     return spec_figures(config, last_read) is not None
 
 
@@ -146,8 +141,8 @@ def spec_missing_files(config: RunConfig) -> list[str] | None:
 
 def spec_figures(config: RunConfig, last_read: LastLoaded | None = None) -> PlanFigures | None:
     """The dry run's figures from the specs, or None when a component cannot state its part
-    (the dry run then builds the run). Call once `spec_missing_files` found nothing missing.
-    Raises what `prepare` would for bad input. ``last_read`` keeps the arrays read for the next
+    (the dry run then builds the run). Raises what `prepare` would for bad input (missing data:
+    `DataNotFoundError`). ``last_read`` keeps the arrays read for the next
     call with the same data (a sweep's check of many configs)."""
     if not _answerable(config):
         return None
@@ -163,10 +158,7 @@ def spec_figures(config: RunConfig, last_read: LastLoaded | None = None) -> Plan
     ):
         return None
 
-    # the checks of `prepare` (a model that states its count has nothing to check)
-    capabilities = strategy.capabilities
-    check_pretrained_given(strategy_name, capabilities, model_params)
-    check_recipe_settings(config, strategy_name, capabilities)
+    check_without_torch(config)  # the rest of `prepare`'s checks follow the plan
     key = json.dumps(config.data, sort_keys=True, default=str)
     data = last_read.get(key) if last_read is not None else None
     if data is None:
@@ -180,7 +172,7 @@ def spec_figures(config: RunConfig, last_read: LastLoaded | None = None) -> Plan
         data, derive_seed(config.seed, "scenario")
     )
     check_augment_inputs(config, data.is_image)
-    problems = capabilities.problems_with(plan)
+    problems = strategy.capabilities.problems_with(plan)
     if problems:
         raise IncompatibleError(
             f"strategy {strategy_name!r} cannot run scenario {scenario_name!r}: "

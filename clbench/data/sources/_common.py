@@ -1,5 +1,6 @@
-"""Helpers shared by the data sources: statistics, image decoding and the error for
-unreadable files.
+"""Helpers shared by the data sources that build tensors: statistics, image decoding and
+streaming into memory (the torch-free pieces are in `clbench.data.arrays`, `clbench.data.splits`
+and `clbench.data.source`).
 
 The leading underscore keeps the registry from importing this module as a source.
 """
